@@ -1,0 +1,521 @@
+"""The run configuration: defaults → JSON file → `--set key=value` overrides, validated.
+
+`load_config` resolves the three levels in that order and returns a new dict holding every key of
+`DEFAULTS`, checked and normalised: ints given for float keys become floats, `input_range` becomes
+one [lo, hi] pair per input, and `target_function` is null when the data come from `data_file`.
+Anything wrong raises `ConfigError` with one line naming where (file or `--set` argument), the
+key, what it must be and the value found.
+"""
+
+import copy
+import difflib
+import json
+import math
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from errors import ConfigError, DataError
+from targets import compile_target
+
+DEFAULTS: dict = {
+    "project_name": "KAN_from_Scratch",
+    "layer_dims": [2, 4, 8, 4, 1],
+    "grid_size": 10,
+    "spline_degree": 3,
+    "learning_rate": 0.001,
+    "num_steps": 10000,
+    "dataset_size": 10000,
+    "test_size": 1000,
+    "target_function": "exp(sin(pi*x1) + x2**2)",
+    "data_file": None,
+    "input_range": [-1, 1],
+    "seed": 0,
+    "device": "auto",
+    "dtype": "float32",
+    "optimizer": "adam",
+    "batch_size": None,
+    "update_strategy": "adaptive",
+    "fixed_update_interval": 1000,
+    "max_grid_size": 100,
+    "adaptive_k": 5,
+    "grid_schedule": None,
+    "knot_placement": "error",
+    "use_regularization": False,
+    "l1_weight": 0.0,
+    "entropy_weight": 0.0,
+    "early_stopping_patience": None,
+    "validation_fraction": 0.1,
+    "prune": False,
+    "prune_threshold": 0.01,
+    "symbolic": False,
+    # developer keys
+    "adaptive_patience": 200,
+    "adaptive_threshold": 0.01,
+    "base_activation": "silu",
+    "log_interval": 500,
+    "checkpoint_interval": None,
+    "plots": True,
+    "progress_bar": True,
+    "grid_range_update_every": 100,
+    "grid_range_update_until": 1000,
+    "grid_eps": 1.0,
+    "prune_finetune_steps": 500,
+    "symbolic_library": None,
+    "symbolic_r2_threshold": 0.99,
+    "symbolic_finetune_steps": 200,
+    "lbfgs_max_iter": 20,
+}
+
+# Keys beyond the product table: tuning knobs, documented in the README with their defaults.
+DEVELOPER_KEYS = tuple(DEFAULTS)[tuple(DEFAULTS).index("adaptive_patience") :]
+
+HELP: dict[str, str] = {
+    "project_name": "Name shown in the log and plot titles.",
+    "layer_dims": "Layer widths [n_in, h1, ..., n_out]; n_in and n_out must match the data.",
+    "grid_size": "Initial number of grid intervals G per edge.",
+    "spline_degree": "B-spline degree k (1 to 5).",
+    "learning_rate": "Optimizer step size.",
+    "num_steps": "Number of optimizer steps.",
+    "dataset_size": "Training points sampled from target_function (ignored for data_file).",
+    "test_size": "Held-out test points (or data_file rows), never trained on.",
+    "target_function": "Expression in x1..xn (a list of them, one per output, when n_out > 1); "
+    "numbers, + - * / **, pi, e and sin cos tan asin acos atan sinh cosh tanh exp log log2 "
+    "log10 sqrt abs sign erf sigmoid j0. Null when data_file is used.",
+    "data_file": "CSV (inputs first, last n_out columns targets, header optional) or .npz with "
+    "arrays x and y; replaces target_function.",
+    "input_range": "Sampling range: one pair [lo, hi] for all inputs, or one pair per input.",
+    "seed": "Random seed: same seed, config and machine give identical results.",
+    "device": '"auto" (CUDA when available), "cpu" or "cuda".',
+    "dtype": '"float32" or "float64".',
+    "optimizer": '"adam" or "lbfgs".',
+    "batch_size": "Points per optimizer step; null = full batch.",
+    "update_strategy": 'Grid refinement trigger: "adaptive" (loss plateau), "fixed" (every '
+    'fixed_update_interval steps) or "none".',
+    "fixed_update_interval": 'Steps between refinements under "fixed".',
+    "max_grid_size": "Refinement adds no knots beyond this many grid intervals.",
+    "adaptive_k": "Knots added per input of every layer at each refinement.",
+    "grid_schedule": "Instead of adaptive_k: grid sizes, one per refinement event, e.g. "
+    "[5, 10, 20, 50]; null = use adaptive_k.",
+    "knot_placement": 'Where refinement puts new knots: "error" (where the fit needs '
+    'resolution), "density" (data quantiles) or "uniform".',
+    "use_regularization": "Add the L1 + entropy sparsity penalty (paper section 2.5.1).",
+    "l1_weight": "Weight of the L1 term of the sparsity penalty.",
+    "entropy_weight": "Weight of the entropy term of the sparsity penalty.",
+    "early_stopping_patience": "Stop when validation RMSE has not improved for this many steps "
+    "and keep the best model; null = off.",
+    "validation_fraction": "Fraction of the training points held out for early stopping.",
+    "prune": "After training, remove weak edges and nodes, then fine-tune.",
+    "prune_threshold": "Edges and nodes weaker than this are pruned.",
+    "symbolic": "Fit a symbolic function to every surviving edge and write the formula.",
+    "adaptive_patience": "Steps the training loss may go without a relative improvement of "
+    "adaptive_threshold before an adaptive refinement.",
+    "adaptive_threshold": "Relative loss improvement that counts as progress for the plateau "
+    "detector.",
+    "base_activation": 'Base branch b(x) of every edge: "silu", "identity", "tanh" or "none".',
+    "log_interval": "Steps between log lines.",
+    "checkpoint_interval": "Steps between model checkpoints in the run folder; null = none.",
+    "plots": "Write the PDF plots.",
+    "progress_bar": "Show a progress bar (only on a terminal).",
+    "grid_range_update_every": "Steps between grid-range updates from the samples reaching each "
+    "layer; 0 = never.",
+    "grid_range_update_until": "No grid-range updates after this step.",
+    "grid_eps": "Knot placement at range updates: 1 = uniform over the data range, 0 = at data "
+    "quantiles, in between = a blend.",
+    "prune_finetune_steps": "Fine-tuning steps after pruning.",
+    "symbolic_library": "Names of the functions symbolic fitting may use; null = all.",
+    "symbolic_r2_threshold": "An edge is replaced by a symbolic function only when its fit "
+    "reaches this R^2.",
+    "symbolic_finetune_steps": "Fine-tuning steps of the affine parameters after symbolic fitting.",
+    "lbfgs_max_iter": "Inner iterations per LBFGS step.",
+}
+
+# Used to check symbolic_library when symbolic.py does not provide LIBRARY.
+FALLBACK_SYMBOLIC_NAMES = (
+    "x", "x^2", "x^3", "x^4", "1/x", "sqrt", "exp", "log", "sin", "cos", "tan", "tanh", "abs",
+    "gaussian", "0",
+)  # fmt: skip
+
+# Keys whose `--set` value stays text when it happens to read as a JSON number or boolean.
+_TEXT_KEYS = ("project_name", "target_function", "data_file")
+
+
+class _Invalid(Exception):
+    """A value breaks its key's rule; the message says what the value must be."""
+
+    def __init__(self, message: str, quote_value: bool = True):
+        super().__init__(message)
+        self.quote_value = quote_value
+
+
+def _show(value: object, limit: int = 60) -> str:
+    """The value as the user wrote it (JSON), shortened for a one-line message."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _suggestion(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules for single keys: each returns the normalised value or raises _Invalid.
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _integer(low: int, high: int | None = None, nullable: bool = False) -> Callable:
+    requirement = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+    requirement = "null or " + requirement if nullable else requirement
+
+    def check(value: object) -> int | None:
+        if value is None and nullable:
+            return None
+        if not _is_int(value) or value < low or (high is not None and value > high):
+            if isinstance(value, float) and value.is_integer():
+                raise _Invalid(f"must be {requirement} (write {int(value)}, not {value})", False)
+            raise _Invalid(f"must be {requirement}")
+        return value
+
+    return check
+
+
+def _number(
+    low: float, high: float = math.inf, open_low: bool = False, open_high: bool = False
+) -> Callable:
+    if high == math.inf:
+        requirement = f"a number {'>' if open_low else '>='} {low:g}"
+    else:
+        requirement = f"a number in {'(' if open_low else '['}{low:g}, {high:g}"
+        requirement += ")" if open_high else "]"
+
+    def check(value: object) -> float:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise _Invalid(f"must be {requirement}")
+        number = float(value)
+        if not math.isfinite(number):
+            raise _Invalid("must be a finite number")
+        above = number > low if open_low else number >= low
+        below = number < high if open_high else number <= high
+        if not (above and below):
+            raise _Invalid(f"must be {requirement}")
+        return number
+
+    return check
+
+
+def _choice(*options: str) -> Callable:
+    def check(value: object) -> str:
+        if not isinstance(value, str) or value not in options:
+            raise _Invalid("must be one of " + ", ".join(json.dumps(o) for o in options))
+        return value
+
+    return check
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid("must be true or false")
+    return value
+
+
+def _project_name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid("must be a non-empty string")
+    return value
+
+
+def _data_file(value: object) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise _Invalid("must be null or the path of a .csv or .npz file")
+    return value
+
+
+def _layer_dims(value: object) -> list[int]:
+    if (
+        not isinstance(value, list)
+        or len(value) < 2
+        or not all(_is_int(width) and width >= 1 for width in value)
+    ):
+        raise _Invalid("must be a list of at least 2 positive integers [n_in, ..., n_out]")
+    return list(value)
+
+
+def _target_function(value: object) -> str | list[str] | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(text, str) for text in value):
+        return list(value)
+    raise _Invalid("must be an expression string, a list of them (one per output) or null")
+
+
+def _pair(value: object) -> list[float] | None:
+    """[lo, hi] as floats when value is a valid pair, else None."""
+    if not isinstance(value, list) or len(value) != 2:
+        return None
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+        return None
+    lo, hi = float(value[0]), float(value[1])
+    return [lo, hi] if math.isfinite(lo) and math.isfinite(hi) and lo < hi else None
+
+
+def _input_range(value: object) -> list:
+    """One pair [lo, hi] stays one pair here; the number of pairs is checked against layer_dims."""
+    single = _pair(value)
+    if single is not None:
+        return single
+    pairs = [_pair(item) for item in value] if isinstance(value, list) and value else [None]
+    if any(pair is None for pair in pairs):
+        raise _Invalid(
+            "must be a pair [lo, hi] with lo < hi, or a list of such pairs, one per input"
+        )
+    return pairs
+
+
+def _grid_schedule(value: object) -> list[int] | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(_is_int(size) and size >= 1 for size in value)
+        or any(a >= b for a, b in zip(value, value[1:], strict=False))
+    ):
+        raise _Invalid("must be null or a non-empty list of strictly increasing positive integers")
+    return list(value)
+
+
+def _symbolic_library(value: object) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(n, str) for n in value):
+        raise _Invalid("must be null (all functions) or a non-empty list of function names")
+    known = symbolic_names()
+    for name in value:
+        if name not in known:
+            raise _Invalid(
+                f"has unknown function '{name}'{_suggestion(name, known)} "
+                f"(known: {', '.join(known)})",
+                False,
+            )
+    return list(value)
+
+
+def symbolic_names() -> list[str]:
+    """Function names symbolic fitting knows: symbolic.LIBRARY when present, else the fallback."""
+    if Path(__file__).with_name("symbolic.py").exists():
+        import symbolic
+
+        library = getattr(symbolic, "LIBRARY", None)
+        if library is not None:
+            return [item if isinstance(item, str) else item.name for item in library]
+    return list(FALLBACK_SYMBOLIC_NAMES)
+
+
+_RULES: dict[str, Callable[[object], object]] = {
+    "project_name": _project_name,
+    "layer_dims": _layer_dims,
+    "grid_size": _integer(1),
+    "spline_degree": _integer(1, 5),
+    "learning_rate": _number(0, open_low=True),
+    "num_steps": _integer(0),
+    "dataset_size": _integer(1),
+    "test_size": _integer(1),
+    "target_function": _target_function,
+    "data_file": _data_file,
+    "input_range": _input_range,
+    "seed": _integer(0),
+    "device": _choice("auto", "cpu", "cuda"),
+    "dtype": _choice("float32", "float64"),
+    "optimizer": _choice("adam", "lbfgs"),
+    "batch_size": _integer(1, nullable=True),
+    "update_strategy": _choice("adaptive", "fixed", "none"),
+    "fixed_update_interval": _integer(1),
+    "max_grid_size": _integer(1),
+    "adaptive_k": _integer(1),
+    "grid_schedule": _grid_schedule,
+    "knot_placement": _choice("error", "density", "uniform"),
+    "use_regularization": _boolean,
+    "l1_weight": _number(0),
+    "entropy_weight": _number(0),
+    "early_stopping_patience": _integer(1, nullable=True),
+    "validation_fraction": _number(0, 1, open_low=True, open_high=True),
+    "prune": _boolean,
+    "prune_threshold": _number(0),
+    "symbolic": _boolean,
+    "adaptive_patience": _integer(1),
+    "adaptive_threshold": _number(0, 1, open_low=True, open_high=True),
+    "base_activation": _choice("silu", "identity", "tanh", "none"),
+    "log_interval": _integer(1),
+    "checkpoint_interval": _integer(1, nullable=True),
+    "plots": _boolean,
+    "progress_bar": _boolean,
+    "grid_range_update_every": _integer(0),
+    "grid_range_update_until": _integer(0),
+    "grid_eps": _number(0, 1),
+    "prune_finetune_steps": _integer(0),
+    "symbolic_library": _symbolic_library,
+    "symbolic_r2_threshold": _number(0, 1, open_low=True),
+    "symbolic_finetune_steps": _integer(0),
+    "lbfgs_max_iter": _integer(1),
+}
+assert list(_RULES) == list(DEFAULTS) == list(HELP), "every key needs a default, rule and help"
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolution
+
+
+def _unknown_key(key: str, where: str) -> ConfigError:
+    return ConfigError(f"{where}: unknown key '{key}'{_suggestion(key, DEFAULTS)}")
+
+
+def _resolve(given: dict, origins: dict[str, str], fallback: str) -> dict:
+    """Check `given` (the keys a user set, each from origins[key]) and fill in the defaults."""
+    for key in given:
+        if key not in DEFAULTS:
+            raise _unknown_key(key, origins.get(key, fallback))
+
+    def where(*keys: str) -> str:
+        """The origin of the first of `keys` a user set (the defaults when none was)."""
+        return next((origins[key] for key in keys if key in origins), fallback)
+
+    cfg = copy.deepcopy({**DEFAULTS, **given})
+    for key, rule in _RULES.items():
+        try:
+            cfg[key] = rule(cfg[key])
+        except _Invalid as problem:
+            found = f", got {_show(cfg[key])}" if problem.quote_value else ""
+            raise ConfigError(f"{where(key)}: {key} {problem}{found}") from None
+
+    n_in, n_out = cfg["layer_dims"][0], cfg["layer_dims"][-1]
+    explicit_target = given.get("target_function") is not None
+    if cfg["data_file"] is not None:
+        if explicit_target:
+            places = " and ".join(dict.fromkeys([where("data_file"), where("target_function")]))
+            raise ConfigError(
+                f"{places}: two data sources, data_file "
+                f"{_show(cfg['data_file'])} and target_function {_show(cfg['target_function'])}: "
+                "set one of them to null"
+            )
+        cfg["target_function"] = None
+    elif cfg["target_function"] is None:
+        raise ConfigError(
+            f"{where('target_function')}: no data source: set target_function (an expression in "
+            f"x1..x{n_in}) or data_file"
+        )
+    else:
+        where_target = where("target_function", "layer_dims")
+        _check_target(cfg["target_function"], n_in, n_out, where_target)
+
+    n_pairs = len(cfg["input_range"])
+    if isinstance(cfg["input_range"][0], float):
+        cfg["input_range"] = [list(cfg["input_range"]) for _ in range(n_in)]
+    elif n_pairs != n_in:
+        raise ConfigError(
+            f"{where('input_range', 'layer_dims')}: input_range has {n_pairs} "
+            f"pair{'s' * (n_pairs != 1)}, but layer_dims {_show(cfg['layer_dims'])} has {n_in} "
+            "inputs (give one pair per input, or a single pair for all)"
+        )
+    if cfg["max_grid_size"] < cfg["grid_size"]:
+        raise ConfigError(
+            f"{where('max_grid_size', 'grid_size')}: max_grid_size ({cfg['max_grid_size']}) "
+            f"must be >= grid_size ({cfg['grid_size']})"
+        )
+    return cfg
+
+
+def _check_target(target_function: str | list[str], n_in: int, n_out: int, where: str) -> None:
+    if isinstance(target_function, str) and n_out != 1:
+        raise ConfigError(
+            f"{where}: target_function is one expression but layer_dims has {n_out} outputs "
+            f"(give a list of {n_out} expressions)"
+        )
+    if isinstance(target_function, list) and len(target_function) != n_out:
+        raise ConfigError(
+            f"{where}: target_function has {len(target_function)} expressions but layer_dims "
+            f"has {n_out} outputs"
+        )
+    try:
+        compile_target(target_function, n_in)
+    except DataError as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def validate_config(cfg: dict, source: str) -> dict:
+    """Check a whole config (e.g. one loaded from a run folder) and return it resolved.
+
+    Keys it lacks take their defaults; `source` names it in error messages.
+    """
+    return _resolve(cfg, dict.fromkeys(cfg, source), source)
+
+
+def _read_json(path: str) -> dict:
+    def no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+        result: dict = {}
+        for key, value in pairs:
+            if key in result:
+                raise ConfigError(f"{path}: key '{key}' appears more than once")
+            result[key] = value
+        return result
+
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"config file '{path}' not found") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
+    try:
+        data = json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"{path} line {error.lineno}, column {error.colno}: invalid JSON ({error.msg})"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a JSON object {{...}}, got {_show(data)}")
+    return data
+
+
+def _parse_override(argument: str) -> tuple[str, object]:
+    """`key=value` → (key, value); the value is JSON when it parses as JSON, else plain text."""
+    key, equals, text = argument.partition("=")
+    key = key.strip()
+    if not equals or not key:
+        raise ConfigError(f"--set {argument}: expected key=value")
+    if key not in DEFAULTS:
+        raise _unknown_key(key, f"--set {argument}")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return key, text
+    if key in _TEXT_KEYS and isinstance(value, int | float):
+        return key, text
+    return key, value
+
+
+def load_config(path: str | None, overrides: Iterable[str] = ()) -> dict:
+    """Resolve defaults → JSON file at `path` (None: none) → `--set key=value` overrides."""
+    given: dict = {}
+    origins: dict[str, str] = {}
+    if path is not None:
+        given.update(_read_json(path))
+        origins.update(dict.fromkeys(given, str(path)))
+    for argument in overrides:
+        key, value = _parse_override(argument)
+        given[key] = value
+        origins[key] = f"--set {argument}"
+    return _resolve(given, origins, str(path) if path is not None else "defaults")
+
+
+def help_table(keys: Iterable[str] = DEFAULTS) -> str:
+    """A Markdown table of keys, defaults and meanings (for the README)."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{key}` | `{json.dumps(DEFAULTS[key])}` | {HELP[key]} |" for key in keys]
+    return "\n".join(rows)

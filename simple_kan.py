@@ -1,0 +1,297 @@
+"""SimpleKAN: a stack of AdaptiveKANLayers, its regularisation, pruning, and save/load.
+
+``SimpleKAN([2, 5, 1])`` maps (N, 2) → (N, 1). Each layer keeps its own knot vectors, so after
+refinement or range updates the grids differ per layer; `save_model` / `load_model` rebuild every
+shape from the saved tensors alone.
+"""
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import fileio
+from adaptive_kan_layer import AdaptiveKANLayer
+from errors import UserError
+
+MODEL_FILE = "pykan_mit_model.pth"
+CONFIG_FILE = "pykan_mit_config.json"
+FORMAT = "pykan_mit-model-1"
+
+
+class SimpleKAN(nn.Module):
+    def __init__(
+        self,
+        layer_dims: list[int],
+        grid_size: int = 10,
+        spline_degree: int = 3,
+        grid_range=(-1.0, 1.0),
+        base_activation: str = "silu",
+        noise_scale: float = 0.1,
+        dtype: torch.dtype | None = None,
+        device=None,
+    ):
+        """``grid_range``: the first layer's input range, one (lo, hi) pair or one per input;
+        hidden layers start on [-1, 1] and follow their data through `update_grid_range`."""
+        super().__init__()
+        if len(layer_dims) < 2 or any(int(d) < 1 for d in layer_dims):
+            raise ValueError(f"layer_dims must be >= 2 positive widths, got {layer_dims}")
+        self.layer_dims = [int(d) for d in layer_dims]
+        self.spline_degree = spline_degree
+        self.base_activation = base_activation
+        self.layers = nn.ModuleList(
+            AdaptiveKANLayer(
+                d_in,
+                d_out,
+                grid_size,
+                spline_degree,
+                grid_range if i == 0 else (-1.0, 1.0),
+                base_activation,
+                noise_scale,
+                dtype,
+                device,
+            )
+            for i, (d_in, d_out) in enumerate(zip(self.layer_dims[:-1], self.layer_dims[1:]))
+        )
+
+    # ------------------------------------------------------------------ evaluation
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function through each layer's dense reference path (for tests)."""
+        for layer in self.layers:
+            x = layer.forward_reference(x)
+        return x
+
+    def layer_inputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The tensor entering each layer, ``[(N, d_0), (N, d_1), ...]`` (one per layer)."""
+        inputs = []
+        for layer in self.layers:
+            inputs.append(x)
+            x = layer(x)
+        return inputs
+
+    @property
+    def grid_sizes(self) -> list[int]:
+        return [layer.grid_size for layer in self.layers]
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ------------------------------------------------------------------ regularisation
+    def forward_regularized(self, x: torch.Tensor, l1_weight: float, entropy_weight: float):
+        """``(y, reg)``: the output and the paper's sparsity penalty (section 2.5.1) in one pass,
+
+        reg = l1_weight * sum_l |Phi_l|_1 + entropy_weight * sum_l S(Phi_l), where
+        |phi|_1 = mean_s |phi(x_s)| over the batch, |Phi_l|_1 = sum of its edges' |phi|_1 and
+        S(Phi_l) = -sum p log p with p = |phi|_1 / |Phi_l|_1 (entropy of the edge shares).
+        """
+        reg = x.new_zeros(())
+        for layer in self.layers:
+            phi = layer.edge_activations(x)  # (N, out, in)
+            x = phi.sum(dim=2)
+            l1 = phi.abs().mean(dim=0)  # (out, in)
+            total = l1.sum()
+            p = l1 / (total + 1e-12)
+            entropy = -(p * torch.log(p + 1e-12)).sum()
+            reg = reg + l1_weight * total + entropy_weight * entropy
+        return x, reg
+
+    def regularization_loss(self, x, l1_weight: float = 1.0, entropy_weight: float = 1.0):
+        return self.forward_regularized(x, l1_weight, entropy_weight)[1]
+
+    # ------------------------------------------------------------------ grids
+    @torch.no_grad()
+    def update_grid_range(self, x: torch.Tensor, grid_eps: float = 1.0) -> None:
+        """Move every layer's grid to the range of the values reaching it (layer by layer, so
+        each layer sees the inputs produced by the already updated layers before it)."""
+        for layer in self.layers:
+            layer.update_grid_range(x, grid_eps)
+            x = layer(x)
+
+    def refine(
+        self,
+        x: torch.Tensor,
+        k: int | None = None,
+        grid_size: int | None = None,
+        placement: str = "error",
+        y: torch.Tensor | None = None,
+    ) -> None:
+        """Refine every layer in place (see `AdaptiveKANLayer.refine`); the output is preserved
+        exactly when new knots are inserted. With targets ``y`` and placement "error", knots go
+        where the gradient of the mean squared error w.r.t. each layer's output is concentrated.
+        """
+        out_grads = [None] * len(self.layers)
+        with torch.no_grad():
+            inputs = self.layer_inputs(x)
+        if placement == "error" and y is not None:
+            with torch.enable_grad():
+                outs, h = [], x
+                for layer in self.layers:
+                    h = layer(h.detach()).requires_grad_(True)
+                    outs.append(h)
+                loss = ((h - y) ** 2).mean()
+                out_grads = torch.autograd.grad(loss, outs, allow_unused=True)
+        for layer, inp, g in zip(self.layers, inputs, out_grads):
+            layer.refine(inp, k=k, grid_size=grid_size, placement=placement, out_grad=g)
+
+    # ------------------------------------------------------------------ importance and pruning
+    @torch.no_grad()
+    def edge_scores(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Attribution of every edge and node, from the samples x.
+
+        Each edge's raw importance is its mean absolute variation on the data,
+        ``E_ji = mean_s |phi_ji(x_s) - mean_s phi_ji|`` (departing from the paper's |phi|_1: an
+        edge that only adds a constant carries no information, and a surviving spline absorbs
+        the constant when fine-tuning). Scores flow back from the outputs (each output = 1):
+        ``A_ji = S_j * E_ji / sum_i' E_ji'`` and ``S_i = sum_j A_ji``, so a hidden node that
+        feeds nothing important scores low even when its own activations are large.
+        Returns (edge scores per layer, each (out, in); node scores per level, each (d_l,)).
+        """
+        raw = []
+        for layer in self.layers:
+            phi = layer.edge_activations(x)
+            raw.append((phi - phi.mean(dim=0)).abs().mean(dim=0))  # (out, in)
+            x = phi.sum(dim=2)
+        node = [None] * (len(self.layers) + 1)
+        node[-1] = torch.ones(self.layer_dims[-1], dtype=x.dtype, device=x.device)
+        edges = [None] * len(self.layers)
+        for index in range(len(self.layers) - 1, -1, -1):
+            E = raw[index]
+            edges[index] = (
+                node[index + 1][:, None] * E / E.sum(dim=1, keepdim=True).clamp_min(1e-30)
+            )
+            node[index] = edges[index].sum(dim=0)
+        return edges, node
+
+    @torch.no_grad()
+    def prune(self, x: torch.Tensor, threshold: float = 0.01):
+        """Remove edges and hidden nodes whose attribution (`edge_scores`) is below threshold.
+
+        Returns ``(smaller_model, report)``: a new SimpleKAN whose hidden widths shrank to the
+        surviving nodes (weights, knots and masks copied), and a dict with the dims before and
+        after, the number of edges removed and the inputs that no longer feed anything.
+        """
+        edges, nodes = self.edge_scores(x)
+        keep_edge = [(e >= threshold) & (layer.mask > 0) for e, layer in zip(edges, self.layers)]
+        keep_node = [torch.ones(d, dtype=torch.bool, device=x.device) for d in self.layer_dims]
+        for level in range(1, len(self.layer_dims) - 1):
+            keep_node[level] = nodes[level] >= threshold
+        changed = True
+        while changed:  # a hidden node needs a live edge in and out; a live edge needs live ends
+            changed = False
+            for index, ke in enumerate(keep_edge):
+                ke &= keep_node[index + 1][:, None] & keep_node[index][None, :]
+            for level in range(1, len(self.layer_dims) - 1):
+                alive = keep_edge[level - 1].any(dim=1) & keep_edge[level].any(dim=0)
+                new = keep_node[level] & alive
+                if not torch.equal(new, keep_node[level]):
+                    keep_node[level], changed = new, True
+        for level in range(1, len(self.layer_dims) - 1):  # a level never vanishes entirely
+            if not keep_node[level].any():
+                keep_node[level][int(torch.argmax(nodes[level]))] = True
+        dims = [int(k.sum()) for k in keep_node]
+        small = SimpleKAN(
+            dims,
+            grid_size=1,
+            spline_degree=self.spline_degree,
+            base_activation=self.base_activation,
+            dtype=self.layers[0].knots.dtype,
+            device=self.layers[0].knots.device,
+        )
+        for index, (old, new) in enumerate(zip(self.layers, small.layers)):
+            rows, cols = keep_node[index + 1], keep_node[index]
+            state = {
+                "knots": old.knots[cols],
+                "coef": old.coef[cols][:, :, rows],
+                "base_weight": old.base_weight[rows][:, cols],
+                "spline_scale": old.spline_scale[rows][:, cols],
+                "mask": (old.mask * keep_edge[index])[rows][:, cols],
+            }
+            new.load_state_dict({key: v.clone() for key, v in state.items()})
+        unused = [i for i in range(self.layer_dims[0]) if not bool(keep_edge[0][:, i].any())]
+        report = {
+            "dims_before": list(self.layer_dims),
+            "dims_after": dims,
+            "edges_before": int(sum(int(layer.mask.sum()) for layer in self.layers)),
+            "edges_after": int(sum(int(layer.mask.sum()) for layer in small.layers)),
+            "unused_inputs": [f"x{i + 1}" for i in unused],
+        }
+        return small, report
+
+    # ------------------------------------------------------------------ save / load
+    def architecture(self) -> dict:
+        return {
+            "layer_dims": list(self.layer_dims),
+            "grid_sizes": self.grid_sizes,
+            "spline_degree": self.spline_degree,
+            "base_activation": self.base_activation,
+            "dtype": str(self.layers[0].knots.dtype).removeprefix("torch."),
+        }
+
+    def save_model(self, run_dir, config: dict) -> None:
+        """Write ``pykan_mit_model.pth`` (plain tensors/strings, weights_only-loadable) and
+        ``pykan_mit_config.json`` (the config plus a "model" block: final dims and grids)."""
+        run_dir = Path(run_dir)
+        state = {key: v.detach().cpu() for key, v in self.state_dict().items()}
+        arch = self.architecture()
+        fileio.save_tensors(
+            run_dir / MODEL_FILE, {"format": FORMAT, "architecture": arch, "state_dict": state}
+        )
+        fileio.write_json(run_dir / CONFIG_FILE, {**config, "model": arch})
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict) -> "SimpleKAN":
+        arch, state = ckpt["architecture"], ckpt["state_dict"]
+        model = cls(
+            arch["layer_dims"],
+            grid_size=1,
+            spline_degree=int(arch["spline_degree"]),
+            base_activation=arch["base_activation"],
+            dtype=getattr(torch, arch["dtype"]),
+        )
+        model.load_state_dict(state)
+        return model
+
+
+def load_model(path, device="cpu") -> tuple[SimpleKAN, dict]:
+    """``(model, config)`` from a run folder (or the path of its .pth file), in eval mode.
+
+    Tensors are loaded with ``weights_only=True``: a file carrying code is refused, and nothing
+    in the run folder (``src_backup/`` included) is ever imported or executed.
+    """
+    path = Path(path)
+    if path.is_dir():
+        model_file, config_file = path / MODEL_FILE, path / CONFIG_FILE
+    elif path.is_file():
+        model_file, config_file = path, path.parent / CONFIG_FILE
+    else:
+        raise UserError(f"run folder or model file not found: {path}")
+    if not model_file.is_file():
+        raise UserError(f"no model file in {path}: expected {MODEL_FILE}")
+    if not config_file.is_file():
+        raise UserError(f"no config file beside the model: expected {config_file}")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{config_file}: not a readable JSON config ({exc})") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{config_file}: the config must be a JSON object")
+    try:
+        ckpt = torch.load(model_file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any failure to unpickle safely: corrupt, or carrying code
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{model_file}: not a loadable pykan_mit model ({first[:200]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise UserError(f"{model_file}: not a pykan_mit model file (unknown format)")
+    try:
+        model = SimpleKAN.from_checkpoint(ckpt)
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{model_file}: damaged model file ({first[:200]})") from None
+    return model.to(device).eval(), config
