@@ -202,7 +202,11 @@ class AdaptiveKANLayer(nn.Module):
         self.register_buffer(
             "_poly", spline.span_polynomials(self.knots, self.degree), persistent=False
         )
-        self._uniform = bool((h - h[:, :1]).abs().max() <= 1e-6 * h.abs().max())
+        # uniform up to rounding, per input: then the span has a closed form (a point within
+        # rounding of a knot may take the neighbouring span, whose polynomial agrees there)
+        spread = (h - h[:, :1]).abs().amax(dim=1)
+        tol = 64 * torch.finfo(h.dtype).eps
+        self._uniform = bool((spread <= tol * h.abs().amax(dim=1)).all())
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # A saved layer may have been refined: adopt its shapes before copying the values.
@@ -367,6 +371,10 @@ class AdaptiveKANLayer(nn.Module):
         if target < G:
             raise ValueError(f"refine adds knots: grid_size {target} < current {G}")
         indicator = self._indicator(x, placement, out_grad)  # (in, G)
+        # an input whose indicator is zero everywhere (e.g. all its edges pruned) splits evenly
+        widths = self._interior[:, 1:] - self._interior[:, :-1]
+        flat = (indicator <= 0).all(dim=1, keepdim=True)
+        indicator = torch.where(flat, widths, indicator)
         self._insert(self._choose_knots(x, target - G, placement, indicator))
 
     def _insert(self, new_knots: torch.Tensor) -> None:

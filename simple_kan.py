@@ -6,6 +6,8 @@ shape from the saved tensors alone.
 """
 
 import json
+import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -133,10 +135,10 @@ class SimpleKAN(nn.Module):
             with torch.enable_grad():
                 outs, h = [], x
                 for layer in self.layers:
-                    h = layer(h.detach()).requires_grad_(True)
+                    h = layer(h)
                     outs.append(h)
                 loss = ((h - y) ** 2).mean()
-                out_grads = torch.autograd.grad(loss, outs, allow_unused=True)
+                out_grads = torch.autograd.grad(loss, outs)
         for layer, inp, g in zip(self.layers, inputs, out_grads):
             layer.refine(inp, k=k, grid_size=grid_size, placement=placement, out_grad=g)
 
@@ -234,16 +236,21 @@ class SimpleKAN(nn.Module):
             "dtype": str(self.layers[0].knots.dtype).removeprefix("torch."),
         }
 
-    def save_model(self, run_dir, config: dict) -> None:
+    def save_model(self, run_dir, config: dict, input_range=None) -> None:
         """Write ``pykan_mit_model.pth`` (plain tensors/strings, weights_only-loadable) and
-        ``pykan_mit_config.json`` (the config plus a "model" block: final dims and grids)."""
+        ``pykan_mit_config.json``: the config plus a "model" block with the final architecture
+        (layer dims, grid sizes, degree, ...) and, when given, the input range it was trained on
+        (``(n_in, 2)``)."""
         run_dir = Path(run_dir)
         state = {key: v.detach().cpu() for key, v in self.state_dict().items()}
         arch = self.architecture()
         fileio.save_tensors(
             run_dir / MODEL_FILE, {"format": FORMAT, "architecture": arch, "state_dict": state}
         )
-        fileio.write_json(run_dir / CONFIG_FILE, {**config, "model": arch})
+        block = dict(arch)
+        if input_range is not None:
+            block["input_range"] = [[float(a), float(b)] for a, b in input_range]
+        fileio.write_json(run_dir / CONFIG_FILE, {**config, "model": block})
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> "SimpleKAN":
@@ -257,6 +264,31 @@ class SimpleKAN(nn.Module):
         )
         model.load_state_dict(state)
         return model
+
+
+def resolve_device(name: str) -> torch.device:
+    """ "auto" → CUDA when available, else the CPU; CUDA on a machine without it is a user error."""
+    name = str(name)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device '{name}': CUDA is not available on this machine")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UserError(f"device '{name}': not a device (use auto, cpu or cuda)") from None
+
+
+def _load_error(model_file: Path, exc: Exception) -> UserError:
+    text = str(exc)
+    if "Weights only load failed" in text:  # the safe unpickler met something not a tensor
+        found = re.search(r"GLOBAL (\S+)", text)
+        what = f"GLOBAL {found.group(1)}" if found else "unsupported objects"
+        return UserError(
+            f"{model_file}: refused: the file holds code or objects other than tensors "
+            f"({what}); nothing from it was run"
+        )
+    return UserError(f"{model_file}: corrupt or not a model file ({type(exc).__name__})")
 
 
 def load_model(path, device="cpu") -> tuple[SimpleKAN, dict]:
@@ -282,11 +314,13 @@ def load_model(path, device="cpu") -> tuple[SimpleKAN, dict]:
         raise UserError(f"{config_file}: not a readable JSON config ({exc})") from None
     if not isinstance(config, dict):
         raise UserError(f"{config_file}: the config must be a JSON object")
+    device = resolve_device(device)
     try:
-        ckpt = torch.load(model_file, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns on odd pickle headers: we say it in one line
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(model_file, map_location="cpu", weights_only=True)
     except Exception as exc:  # any failure to unpickle safely: corrupt, or carrying code
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{model_file}: not a loadable pykan_mit model ({first[:200]})") from None
+        raise _load_error(model_file, exc) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{model_file}: not a pykan_mit model file (unknown format)")
     try:

@@ -84,7 +84,11 @@ def find_span(x: torch.Tensor, t: torch.Tensor, k: int, uniform: bool = False) -
     if uniform:
         lo, hi = t[:, k], t[:, n]
         pos = (x - lo) * ((n - k) / (hi - lo))
-        span = pos.floor().to(torch.int64) + k
+        span = (pos.floor().to(torch.int64) + k).clamp_(k, n - 1)
+        # rounding can land a point sitting on a knot one span off: compare with the knots
+        left = t.gather(1, span.T.contiguous()).T
+        right = t.gather(1, (span + 1).T.contiguous()).T
+        span = span - (x < left).long() + (x >= right).long()
     else:
         span = torch.searchsorted(t, x.T.contiguous(), right=True).T - 1
     return span.clamp_(k, n - 1)
@@ -261,7 +265,7 @@ def insert_knots(t: torch.Tensor, c: torch.Tensor, k: int, u: torch.Tensor):
 
 
 def fit_coefficients(
-    x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, k: int, smoothing: float = 1e-10
+    x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, k: int, smoothing: float = 1e-13
 ) -> torch.Tensor:
     """Least-squares coefficients of O splines per input on the knots t.
 

@@ -1,0 +1,294 @@
+"""Inference from a run folder: `predict(run_dir, points)` and the command line.
+
+    python predict.py RUN_DIR X1 ... XN                 one point, one line per output
+    python predict.py RUN_DIR --csv IN [--out OUT]      every row of IN, as CSV
+
+Points become a tensor of the model's dtype exactly as ``torch.tensor(points, dtype=...)`` makes
+it, and values are printed with ``repr(float(v))``, so a printed prediction parses back to the
+model's output bit for bit. Points outside the range the model was trained on are still
+predicted (the splines continue linearly there); the command line warns once on stderr.
+Nothing in the run folder is imported or executed (see `simple_kan.load_model`).
+"""
+
+import argparse
+import csv
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import fileio
+from errors import UserError
+from simple_kan import load_model, resolve_device
+
+__all__ = [
+    "load_model",
+    "predict",
+    "evaluate",
+    "training_range",
+    "read_points_csv",
+    "resolve_device",
+    "main",
+]
+
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def evaluate(model: torch.nn.Module, points) -> np.ndarray:
+    """The model's outputs ``(N, n_out)`` at ``points`` ``(N, n_in)`` or ``(n_in,)``."""
+    n_in = model.layer_dims[0]
+    try:
+        array = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UserError(f"points must be numbers, an array of shape (N, {n_in})") from None
+    shape = array.shape
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[1] != n_in:
+        raise UserError(
+            f"points must have shape (N, {n_in}) or ({n_in},) for this model, got {shape}"
+        )
+    reference = next(model.parameters())
+    x = torch.as_tensor(array).to(device=reference.device, dtype=reference.dtype)
+    with torch.no_grad():
+        return model(x).cpu().numpy()
+
+
+def predict(run_dir, points, device: str = "cpu") -> np.ndarray:
+    """Predictions ``(N, n_out)`` of the model saved in ``run_dir`` at ``points``
+    (``(N, n_in)`` or one point ``(n_in,)``). Raises `UserError` for a bad folder or points."""
+    model, _ = load_model(run_dir, resolve_device(device))
+    return evaluate(model, points)
+
+
+def _is_pair(value) -> bool:
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        and all(math.isfinite(v) for v in value)
+        and value[0] <= value[1]
+    )
+
+
+def training_range(model: torch.nn.Module, config: dict) -> list[tuple[float, float]] | None:
+    """The ``(lo, hi)`` of every input the model was trained on: the config's "model" block,
+    else its "input_range" (one pair for all inputs, or one per input); None when neither
+    holds a usable range."""
+    n_in = model.layer_dims[0]
+    block = config.get("model")
+    value = block.get("input_range") if isinstance(block, dict) else None
+    if value is None:
+        value = config.get("input_range")
+    if _is_pair(value):
+        value = [value] * n_in
+    if isinstance(value, list) and len(value) == n_in and all(_is_pair(p) for p in value):
+        return [(float(lo), float(hi)) for lo, hi in value]
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def _short(value: float) -> str:
+    """A bound as people write it (``-1``, ``0.5``) unless that would change its value."""
+    text = f"{value:g}"
+    return text if float(text) == value else repr(value)
+
+
+def _names(n: int) -> str:
+    return ", ".join(f"x{i}" for i in range(1, n + 1)) if n <= 3 else f"x1..x{n}"
+
+
+def _number(text: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"{where}: {text.strip()!r} is not a number") from None
+    if not math.isfinite(value):
+        raise UserError(f"{where}: {text.strip()!r} is not a finite number")
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_points_csv(path: str, n_in: int) -> tuple[np.ndarray, list[int]]:
+    """The points ``(N, n_in)`` in a CSV file and the line each came from. The first non-blank
+    row is a header when any of its cells is not a number; blank lines are skipped."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f)
+            rows = [(reader.line_num, row) for row in reader]
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: cannot read CSV (not a UTF-8 text file)") from None
+    except OSError as error:
+        raise UserError(f"{path}: cannot read CSV ({error.strerror or error})") from None
+    except csv.Error as error:
+        raise UserError(f"{path}: cannot read CSV ({error})") from None
+    points, lines, first = [], [], True
+    for line, row in rows:
+        cells = [cell.strip() for cell in row]
+        if not any(cells):
+            continue
+        header = first and not all(_is_number(c) for c in cells)
+        first = False
+        if len(cells) != n_in:
+            kind = "header has" if header else "row has"
+            raise UserError(
+                f"{path} line {line}: {kind} {len(cells)} column{'s' * (len(cells) != 1)}, but "
+                f"the model takes {n_in} input{'s' * (n_in != 1)} ({_names(n_in)})"
+            )
+        if not header:
+            where = f"{path} line {line}, column"
+            points.append([_number(c, f"{where} {j}") for j, c in enumerate(cells, 1)])
+            lines.append(line)
+    if not points:
+        raise UserError(f"{path}: no points (the file has no data rows)")
+    return np.array(points, dtype=np.float64), lines
+
+
+def _warn_outside(points: np.ndarray, ranges, describe: Callable[[int], str]) -> None:
+    """One stderr line when any point lies outside the training range; ``describe(i)`` names
+    point i for the message."""
+    if ranges is None:
+        return
+    lo, hi = np.array(ranges, dtype=np.float64).T
+    outside = (points < lo) | (points > hi)  # (N, n_in)
+    rows = np.flatnonzero(outside.any(axis=1))
+    if len(rows) == 0:
+        return
+    columns = ", ".join(
+        f"x{j + 1} [{_short(a)}, {_short(b)}]"
+        for j, (a, b) in enumerate(ranges)
+        if outside[:, j].any()
+    )
+    where = describe(rows[0])
+    if len(points) > 1:
+        where = f"{len(rows)} of {len(points)} points, first {where}"
+    print(
+        f"warning: point(s) outside the training range of {columns}: {where} "
+        "(predicted anyway; the model extrapolates there)",
+        file=sys.stderr,
+    )
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UserError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="predict.py",
+        description="Predict with a trained pykan_mit model: one point given on the command "
+        "line, or every row of a CSV file.",
+    )
+    parser.add_argument("run_dir", nargs="?", help="the run folder (or its pykan_mit_model.pth)")
+    parser.add_argument(
+        "coordinates", nargs="*", metavar="X", help="the point's coordinates x1 ... xn"
+    )
+    parser.add_argument("--csv", metavar="IN", help="predict every row of this CSV file")
+    parser.add_argument("--out", metavar="OUT", help="write the --csv predictions here")
+    parser.add_argument("--device", choices=DEVICES, default="cpu", help="default: cpu")
+    return parser
+
+
+# argparse reads "-1e-3", "-2." or "-inf" as an unknown option; an argument holding a space is
+# always a positional to it, so such numbers travel with a leading space, removed after parsing.
+def _shield(argument: str) -> str:
+    return f" {argument}" if argument.startswith("-") and _is_number(argument) else argument
+
+
+def _unshield(value):
+    if isinstance(value, list):
+        return [_unshield(v) for v in value]
+    if isinstance(value, str) and value.startswith(" -") and _is_number(value):
+        return value[1:]
+    return value
+
+
+def _parse_args(argv: list[str]) -> argparse.Namespace:
+    args = _parser().parse_intermixed_args([_shield(a) for a in argv])
+    for key, value in vars(args).items():
+        setattr(args, key, _unshield(value))
+    if args.run_dir is None:
+        raise UserError(
+            "missing the run folder: RUN_DIR X1 ... XN, or RUN_DIR --csv IN [--out OUT]"
+        )
+    if args.out is not None and args.csv is None:
+        raise UserError("--out needs --csv IN")
+    if args.csv is not None and args.coordinates:
+        raise UserError("give either the coordinates of one point or --csv IN, not both")
+    return args
+
+
+def _check_out(out: str) -> None:
+    path = Path(out)
+    if path.is_dir():
+        raise UserError(f"--out {out}: is a directory")
+    if not path.parent.is_dir():
+        raise UserError(f"--out {out}: directory '{path.parent}' does not exist")
+
+
+def run(argv: list[str]) -> None:
+    args = _parse_args(argv)
+    device = resolve_device(args.device)
+    point = [_number(t, f"coordinate x{i}") for i, t in enumerate(args.coordinates, 1)]
+    if args.out is not None:
+        _check_out(args.out)
+    model, config = load_model(args.run_dir, device)
+    n_in, n_out = model.layer_dims[0], model.layer_dims[-1]
+    ranges = training_range(model, config)
+
+    if args.csv is None:
+        if len(point) != n_in:
+            raise UserError(
+                f"the model in {args.run_dir} takes {n_in} coordinate{'s' * (n_in != 1)} "
+                f"({_names(n_in)}), got {len(point)}"
+            )
+        shown = ", ".join(repr(v) for v in point)
+        _warn_outside(np.array([point]), ranges, lambda i: f"({shown})")
+        values = evaluate(model, [point])[0]
+        names = ["f"] if n_out == 1 else [f"f{j}" for j in range(1, n_out + 1)]
+        for name, value in zip(names, values):
+            print(f"{name}({shown}) = {float(value)!r}")
+        return
+
+    points, lines = read_points_csv(args.csv, n_in)
+    _warn_outside(points, ranges, lambda i: f"{args.csv} line {lines[i]}")
+    values = evaluate(model, points)
+    header = [f"x{i}" for i in range(1, n_in + 1)] + [f"y{j}" for j in range(1, n_out + 1)]
+    rows = [",".join(header)]
+    rows += [",".join(repr(float(v)) for v in (*p, *y)) for p, y in zip(points, values)]
+    text = "\n".join(rows) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        fileio.write_text(args.out, text)
+    except OSError as error:
+        raise UserError(f"--out {args.out}: cannot write ({error.strerror or error})") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; a user mistake prints ``error: …`` (one line) and returns 2."""
+    try:
+        run(sys.argv[1:] if argv is None else list(argv))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

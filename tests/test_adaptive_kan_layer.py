@@ -1,0 +1,388 @@
+"""AdaptiveKANLayer: the fast path against the dense reference and scipy, linear extrapolation,
+pruning masks, grid-range updates and function-preserving refinement."""
+
+import numpy as np
+import pytest
+import torch
+from test_spline import DEGREES, random_knots, scipy_basis
+
+import spline
+from adaptive_kan_layer import AdaptiveKANLayer
+
+F64 = torch.float64
+
+
+def perturb(layer, seed, scale=0.5):
+    """Add noise to every parameter, so no test relies on the initialisation's special values."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+
+
+def make_layer(in_dim, out_dim, G, k, seed, grid="uniform", base="silu", dtype=F64):
+    """A layer with random parameters on a uniform grid over [-1, 1] ("uniform"), on random
+    non-uniform knots, one vector per input ("random"), or on knots refined by the density of
+    samples crowded towards -1 ("density")."""
+    torch.manual_seed(seed)
+    layer = AdaptiveKANLayer(in_dim, out_dim, G, k, base_activation=base, dtype=dtype)
+    if grid == "random":
+        rng = np.random.default_rng(seed)
+        t = np.stack(
+            [random_knots(rng, k, G, lo=-1 - 0.3 * i, hi=1 + 0.2 * i) for i in range(in_dim)]
+        )
+        layer._set_grid(torch.tensor(t, dtype=dtype), layer.coef.data)
+    elif grid == "density":
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.rand(200, in_dim, generator=gen, dtype=dtype) ** 3 * 2 - 1
+        layer.refine(x, k=3, placement="density")
+    perturb(layer, seed)
+    return layer
+
+
+def smooth_layer(in_dim, out_dim, G, k, seed):
+    """A layer whose splines sample smooth functions (sin at the Greville abscissae)."""
+    layer = make_layer(in_dim, out_dim, G, k, seed)
+    gen = torch.Generator().manual_seed(seed)
+    a = 1 + 2 * torch.rand(in_dim, 1, out_dim, generator=gen, dtype=F64)
+    b = 6 * torch.rand(in_dim, 1, out_dim, generator=gen, dtype=F64)
+    greville = layer.knots[:, 1:-1].unfold(1, k, 1).mean(-1)  # (in, n)
+    with torch.no_grad():
+        layer.coef.copy_(torch.sin(a * greville[:, :, None] + b))
+    return layer
+
+
+def sample_inputs(layer, N, seed, knots=True):
+    """(N, in) points spread over each base interval and half its width beyond either end,
+    plus (optionally) every interior knot and both ends."""
+    gen = torch.Generator().manual_seed(seed)
+    lo, hi = layer.grid_range().unbind(1)
+    w = hi - lo
+    x = lo - 0.5 * w + 2 * w * torch.rand(N, layer.in_dim, generator=gen, dtype=lo.dtype)
+    if knots:
+        x = torch.cat([x, layer.interior_knots().T], dim=0)
+    return x
+
+
+def max_rel(a, b):
+    a, b = a.detach(), b.detach()
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1.0))
+
+
+# ---------------------------------------------------------------------- fast path = reference
+def assert_paths_agree(layer, x, seed, tol=1e-10):
+    """forward and forward_reference agree in value and in the gradients w.r.t. x and every
+    parameter, for a random upstream gradient."""
+    gy = torch.randn(x.shape[0], layer.out_dim, generator=torch.Generator().manual_seed(seed))
+    results = []
+    for path in (layer.forward, layer.forward_reference):
+        xi = x.clone().requires_grad_(True)
+        y = path(xi)
+        params = [layer.coef, layer.base_weight, layer.spline_scale]
+        grads = torch.autograd.grad(y, [xi, *params], gy.to(y.dtype))
+        results.append((y, *grads))
+    names = ["output", "x", "coef", "base_weight", "spline_scale"]
+    for name, fast, ref in zip(names, *results):
+        assert max_rel(fast, ref) < tol, name
+
+
+@pytest.mark.parametrize("contraction", ["dense", "gather"])
+@pytest.mark.parametrize("grid", ["uniform", "random", "density"])
+@pytest.mark.parametrize("k", DEGREES)
+def test_fast_forward_and_gradients_match_dense_reference(k, grid, contraction):
+    seed = 10 * k + len(grid) + len(contraction)
+    gen = np.random.default_rng(seed)
+    in_dim, out_dim, G = int(gen.integers(1, 5)), int(gen.integers(1, 6)), int(gen.integers(3, 9))
+    layer = make_layer(in_dim, out_dim, G, k, seed, grid)
+    layer.contraction = contraction
+    # a degree-1 slope jumps at a knot, so exact knots are left out of the gradient there
+    assert_paths_agree(layer, sample_inputs(layer, 50, seed, knots=k > 1), seed)
+
+
+@pytest.mark.parametrize(("G", "out_dim"), [(3, 4), (12, 2)], ids=["small-grid", "large-grid"])
+def test_automatic_contraction_matches_dense_reference(G, out_dim):
+    layer = make_layer(3, out_dim, G, 3, 2, "random")
+    assert layer.contraction == "auto"
+    assert_paths_agree(layer, sample_inputs(layer, 50, 2), 2)
+
+
+@pytest.mark.parametrize("contraction", ["dense", "gather"])
+def test_fast_path_on_inputs_of_very_different_scales(contraction):
+    """Input 0 on a wide uniform grid, input 1 on a tiny non-uniform one: each input's grid is
+    what it is, whatever the scale of the others."""
+    k = 3
+    layer = make_layer(2, 2, 5, k, 3)
+    wide = spline.uniform_knots(
+        torch.tensor([-100.0]).double(), torch.tensor([100.0]).double(), 5, k
+    )
+    widths = torch.tensor([1.0, 2, 1, 3, 1], dtype=F64) * 1e-5
+    inner = torch.cat([torch.zeros(1, dtype=F64), torch.cumsum(widths, 0)])
+    outer = widths.mean() * torch.arange(1, k + 1, dtype=F64)
+    tiny = torch.cat([inner[0] - outer.flip(0), inner, inner[-1] + outer])
+    layer._set_grid(torch.cat([wide, tiny[None, :]]), layer.coef.data)
+    layer.contraction = contraction
+    u = torch.rand(200, 2, generator=torch.Generator().manual_seed(3), dtype=F64)
+    x = torch.stack([200 * u[:, 0] - 100, 8e-5 * u[:, 1]], dim=1)
+    assert max_rel(layer(x), layer.forward_reference(x)) < 1e-10
+
+
+@pytest.mark.parametrize("contraction", ["dense", "gather"])
+def test_fast_path_at_exact_knots_matches_reference_values(contraction):
+    layer = make_layer(3, 4, 7, 1, 5, "random")
+    layer.contraction = contraction
+    x = layer.interior_knots().T.contiguous()
+    assert max_rel(layer(x), layer.forward_reference(x)) < 1e-12
+
+
+@pytest.mark.parametrize("base", ["silu", "identity", "tanh", "none"])
+def test_every_base_activation_agrees_between_fast_and_reference(base):
+    layer = make_layer(3, 2, 5, 3, 7, "random", base=base)
+    x = sample_inputs(layer, 40, 7).requires_grad_(True)
+    y_fast, y_ref = layer(x), layer.forward_reference(x)
+    assert max_rel(y_fast, y_ref) < 1e-10
+    g_fast = torch.autograd.grad(y_fast.sum(), x)[0]
+    g_ref = torch.autograd.grad(y_ref.sum(), x)[0]
+    assert max_rel(g_fast, g_ref) < 1e-10
+
+
+def test_float32_layer_follows_its_float64_reference():
+    layer = make_layer(3, 4, 6, 3, 11, "random")
+    x = sample_inputs(layer, 60, 11)
+    want = layer.forward_reference(x)
+    layer32 = AdaptiveKANLayer(3, 4, 1, 3, dtype=torch.float32)
+    layer32.load_state_dict(layer.state_dict())
+    y = layer32(x.float())
+    assert y.dtype == torch.float32
+    assert max_rel(y.double(), want) < 1e-5
+
+
+# ---------------------------------------------------------------------- edges and masks
+def test_edge_activations_follow_the_papers_formula():
+    layer = make_layer(3, 2, 6, 3, 13, "random")
+    with torch.no_grad():
+        layer.mask[1, 2] = 0.0
+    x = sample_inputs(layer, 30, 13)
+    t, c = layer.knots.numpy(), layer.coef.detach().numpy()
+    xs = x.numpy()
+    silu = xs / (1 + np.exp(-xs))
+    want = np.zeros((x.shape[0], 2, 3))
+    for i in range(3):
+        splines = scipy_basis(xs[:, i], t[i], 3) @ c[i]  # (N, out)
+        for j in range(2):
+            wb, ws = layer.base_weight[j, i].item(), layer.spline_scale[j, i].item()
+            want[:, j, i] = layer.mask[j, i].item() * (wb * silu[:, i] + ws * splines[:, j])
+    got = layer.edge_activations(x).detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("contraction", ["dense", "gather"])
+def test_edge_activations_sum_to_the_output(contraction):
+    layer = make_layer(4, 3, 5, 2, 17, "random")
+    layer.contraction = contraction
+    x = sample_inputs(layer, 40, 17)
+    phi = layer.edge_activations(x)
+    assert phi.shape == (x.shape[0], 3, 4)
+    assert max_rel(phi.sum(-1), layer(x)) < 1e-12
+
+
+@pytest.mark.parametrize("contraction", ["dense", "gather"])
+def test_a_pruned_edge_contributes_nothing(contraction):
+    layer = make_layer(3, 2, 5, 3, 19, "random")
+    layer.contraction = contraction
+    with torch.no_grad():
+        layer.mask[0, 1] = 0.0
+    x = sample_inputs(layer, 40, 19)
+    assert torch.equal(layer.edge_activations(x)[:, 0, 1], torch.zeros(x.shape[0], dtype=F64))
+    moved = x.clone()
+    moved[:, 1] = moved[:, 1] * 3 + 0.7  # output 0 must not see input 1 any more
+    y, y_moved = layer(x), layer(moved)
+    assert torch.equal(y[:, 0], y_moved[:, 0])
+    assert not torch.allclose(y[:, 1], y_moved[:, 1])
+    coef_grad = torch.autograd.grad(layer(x)[:, 0].sum(), layer.coef)[0]
+    assert torch.equal(coef_grad[1, :, 0], torch.zeros_like(coef_grad[1, :, 0]))
+    assert bool((coef_grad[0, :, 0] != 0).any())
+
+
+# ---------------------------------------------------------------------- outside the grid
+@pytest.mark.parametrize("contraction", ["dense", "gather"])
+@pytest.mark.parametrize("k", DEGREES)
+@torch.no_grad()
+def test_output_is_linear_and_alive_outside_the_grid(k, contraction):
+    layer = make_layer(2, 3, 5, k, 23 + k, "random", base="identity")
+    layer.contraction = contraction
+    lo, hi = layer.grid_range().unbind(1)
+    steps = torch.tensor([0.1, 0.6, 1.1, 5.0], dtype=F64)[:, None]
+    for x in (hi + steps, lo - steps):
+        y = layer(x)
+        second = y[2] - 2 * y[1] + y[0]
+        assert float(second.abs().max()) < 1e-11 * float(y.abs().max())
+        assert float(y[3].abs().min()) > 1e-6  # never a silent zero
+        assert float((y[3] - y[2]).abs().min()) > 1e-6  # a slope, not a constant
+    layer.base_activation = "none"
+    spline_only = layer(hi + steps)
+    assert float((spline_only[2] - 2 * spline_only[1] + spline_only[0]).abs().max()) < 1e-11
+
+
+# ---------------------------------------------------------------------- grid range
+@pytest.mark.parametrize("grid_eps", [1.0, 0.5])
+@pytest.mark.parametrize(
+    ("ranges", "tol"),
+    [([(-0.6, 0.9), (-0.2, 0.3)], 2e-4), ([(-1.4, 1.3), (-0.5, 1.6)], 5e-3)],
+    ids=["shrink", "grow"],
+)
+def test_update_grid_range_moves_the_grid_and_keeps_the_function(ranges, tol, grid_eps):
+    layer = smooth_layer(2, 3, 8, 3, 29)
+    gen = torch.Generator().manual_seed(29)
+    lo, hi = torch.tensor(ranges, dtype=F64).unbind(1)
+    x = lo + (hi - lo) * torch.rand(300, 2, generator=gen, dtype=F64)
+    before = layer(x)
+    layer.update_grid_range(x, grid_eps=grid_eps)
+    assert layer.grid_size == 8
+    got_range = layer.grid_range()
+    torch.testing.assert_close(got_range[:, 0], x.min(0).values, rtol=0, atol=1e-12)
+    torch.testing.assert_close(got_range[:, 1], x.max(0).values, rtol=0, atol=1e-12)
+    assert max_rel(layer(x), before) < tol
+    assert max_rel(layer(x), layer.forward_reference(x)) < 1e-10
+
+
+def test_update_grid_range_gives_a_constant_input_a_small_grid_around_it():
+    layer = smooth_layer(2, 2, 6, 3, 31)
+    gen = torch.Generator().manual_seed(31)
+    x = torch.rand(100, 2, generator=gen, dtype=F64) * 2 - 1
+    x[:, 1] = 0.3
+    before = layer.edge_activations(x)[:, :, 1]  # (N, out): the edges of the constant input
+    layer.update_grid_range(x)
+    lo, hi = layer.grid_range()[1].tolist()
+    assert lo < 0.3 < hi and hi - lo < 0.01
+    assert max_rel(layer.edge_activations(x)[:, :, 1], before) < 1e-9
+
+
+# ---------------------------------------------------------------------- refinement
+def new_knots(before, after):
+    """Per input, the knots of `after` that are not in `before` (knot insertion keeps the old)."""
+    out = []
+    for b, a in zip(before.numpy(), after.numpy()):
+        assert np.isin(b, a).all(), "an old knot went missing"
+        extra = list(a)
+        for v in b:
+            extra.remove(v)
+        out.append(np.array(extra))
+    return out
+
+
+@pytest.mark.parametrize("placement", ["error", "density", "uniform"])
+@pytest.mark.parametrize(
+    ("k", "grid"), [(k, "random") for k in DEGREES] + [(1, "uniform"), (3, "uniform")]
+)
+def test_refine_by_k_inserts_knots_and_preserves_the_output(k, grid, placement):
+    layer = make_layer(3, 2, 5, k, 31 + k, grid)
+    x = sample_inputs(layer, 80, 31 + k)
+    before, knots = layer(x), layer.knots.clone()
+    layer.refine(x, k=3, placement=placement)
+    assert layer.grid_size == 8 and layer.coef.shape == (3, 8 + k, 2)
+    assert all(len(extra) == 3 for extra in new_knots(knots, layer.knots))
+    assert max_rel(layer(x), before) < 1e-9
+    assert max_rel(layer(x), layer.forward_reference(x)) < 1e-10
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_uniform_refinement_to_a_multiple_is_exact_and_stays_uniform(k, factor):
+    G = 4
+    layer = make_layer(2, 3, G, k, 37 + k)
+    lo_hi = layer.grid_range().clone()
+    x = sample_inputs(layer, 60, 37)
+    before = layer(x)
+    layer.refine(x, grid_size=factor * G, placement="uniform")
+    assert layer.grid_size == factor * G
+    torch.testing.assert_close(layer.grid_range(), lo_hi, rtol=0, atol=0)
+    widths = torch.diff(layer.interior_knots(), dim=1)
+    torch.testing.assert_close(
+        widths, torch.full_like(widths, 2 / (factor * G)), rtol=0, atol=1e-14
+    )
+    assert max_rel(layer(x), before) < 1e-12
+
+
+def test_uniform_refinement_to_a_non_multiple_is_a_close_least_squares_refit():
+    G = 5
+    layer = smooth_layer(2, 3, G, 3, 41)
+    x = sample_inputs(layer, 200, 41, knots=False)
+    before = layer(x)
+    layer.refine(x, grid_size=G + 3, placement="uniform")
+    assert layer.grid_size == G + 3
+    widths = torch.diff(layer.interior_knots(), dim=1)
+    torch.testing.assert_close(widths, torch.full_like(widths, 2 / (G + 3)), rtol=0, atol=1e-14)
+    assert max_rel(layer(x), before) < 3e-3
+
+
+def test_error_placement_follows_the_output_gradient():
+    layer = make_layer(2, 2, 6, 3, 43)
+    gen = torch.Generator().manual_seed(43)
+    x = torch.rand(400, 2, generator=gen, dtype=F64) * 2 - 1
+    region = (x[:, 0] >= 0.4) & (x[:, 0] <= 0.7)
+    out_grad = torch.randn(400, 2, generator=gen, dtype=F64) * region[:, None]
+    g = layer.interior_knots()[0].clone()
+    knots = layer.knots.clone()
+    layer.refine(x, k=3, placement="error", out_grad=out_grad)
+    # the old intervals of input 0 that hold samples of the region
+    touched = [(a, b) for a, b in zip(g[:-1].tolist(), g[1:].tolist()) if a <= 0.7 and b >= 0.4]
+    lo, hi = min(a for a, _ in touched), max(b for _, b in touched)
+    extra = new_knots(knots, layer.knots)[0]
+    assert len(extra) == 3 and ((extra > lo) & (extra < hi)).all(), (extra, lo, hi)
+
+
+def test_density_placement_puts_knots_where_the_samples_are():
+    layer = make_layer(2, 2, 6, 3, 47)
+    gen = torch.Generator().manual_seed(47)
+    x = torch.rand(400, 2, generator=gen, dtype=F64) * 2 - 1
+    x[:360, 0] = 0.1 + 0.15 * torch.rand(360, generator=gen, dtype=F64)  # 90% in [0.1, 0.25]
+    knots = layer.knots.clone()
+    layer.refine(x, k=3, placement="density")
+    extra = new_knots(knots, layer.knots)[0]
+    assert len(extra) == 3 and ((extra >= 0.1) & (extra <= 0.25)).all(), extra
+
+
+def test_error_placement_spreads_knots_when_no_interval_stands_out():
+    """Input 1's splines are zero (no curvature anywhere, e.g. a fresh layer with noise_scale=0 or
+    a pruned input): the indicator ties everywhere, and refinement must not keep halving one
+    interval into slivers."""
+    G = 4
+    layer = make_layer(2, 2, G, 3, 61)
+    with torch.no_grad():
+        layer.coef[1] = 0.0
+    x = sample_inputs(layer, 200, 61, knots=False)
+    before = layer(x)
+    for _ in range(2):
+        layer.refine(x, k=G)
+    assert max_rel(layer(x), before) < 1e-9
+    widths = torch.diff(layer.interior_knots()[1])
+    assert float(widths.min()) >= 0.25 * 2 / G, widths.tolist()
+
+
+def test_uniform_placement_by_k_splits_the_widest_intervals_in_the_middle():
+    layer = make_layer(1, 2, 4, 2, 53, "random")
+    g = layer.interior_knots()[0].clone()
+    knots = layer.knots.clone()
+    layer.refine(torch.zeros(10, 1, dtype=F64), k=2, placement="uniform")
+    widths = torch.diff(g)
+    widest = torch.argsort(widths, descending=True)[:2]
+    want = np.sort(((g[:-1] + g[1:]) / 2)[widest].numpy())
+    np.testing.assert_allclose(np.sort(new_knots(knots, layer.knots)[0]), want, atol=1e-15)
+
+
+def test_refine_refuses_bad_requests():
+    layer = make_layer(2, 2, 5, 3, 59)
+    x = sample_inputs(layer, 10, 59)
+    for kwargs in ({}, {"k": 1, "grid_size": 8}, {"k": 1, "placement": "random"}):
+        with pytest.raises(ValueError):
+            layer.refine(x, **kwargs)
+    with pytest.raises(ValueError):
+        layer.refine(x, grid_size=3, placement="error")
+
+
+def test_uniform_knots_of_a_fresh_layer_span_its_grid_range():
+    layer = AdaptiveKANLayer(2, 3, grid_size=6, spline_degree=3, grid_range=[(-2, 1), (0, 4)])
+    torch.testing.assert_close(layer.grid_range(), torch.tensor([[-2.0, 1.0], [0.0, 4.0]]))
+    want = spline.uniform_knots(torch.tensor([-2.0, 0.0]), torch.tensor([1.0, 4.0]), 6, 3)
+    torch.testing.assert_close(layer.knots, want)
+    assert layer.coef.shape == (2, 9, 3) and layer.num_basis == 9 and layer.grid_size == 6
