@@ -20,7 +20,19 @@ from torch import nn
 
 import spline
 
+try:  # fused CPU kernels; without numba the torch paths below serve (CPU and CUDA alike)
+    import cpu_kernels
+except ImportError:
+    cpu_kernels = None
+
 BASE_ACTIVATIONS = ("silu", "identity", "tanh", "none")
+
+
+def fused_cpu_kernels() -> bool:
+    """True when the fused CPU kernels (numba) are available."""
+    return cpu_kernels is not None
+
+
 KNOT_PLACEMENTS = ("error", "density", "uniform")
 
 
@@ -130,6 +142,58 @@ class _KANLayerFunction(torch.autograd.Function):
         return g_x, None, None, g_q, g_wb, None, None, None
 
 
+class _FusedCPUFunction(torch.autograd.Function):
+    """The layer on the CPU through the fused kernels of cpu_kernels.py (same maths as
+    `_KANLayerFunction`; takes the span polynomials as ``Q (D, G, K1, O)``)."""
+
+    @staticmethod
+    def forward(ctx, x, interior, inv_h, Q, w_base, uniform, act):
+        x, Q, w_base = (
+            x.detach().contiguous(),
+            Q.detach().contiguous(),
+            w_base.detach().contiguous(),
+        )
+        y = x.new_empty(x.shape[0], Q.shape[3])
+        code = cpu_kernels.ACTIVATIONS[act]
+        args = (
+            x.numpy(),
+            interior.numpy(),
+            inv_h.numpy(),
+            Q.numpy(),
+            w_base.numpy(),
+            uniform,
+            code,
+        )
+        cpu_kernels.layer_forward(*args, y.numpy())
+        ctx.save_for_backward(x, interior, inv_h, Q, w_base)
+        ctx.uniform, ctx.code = uniform, code
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, interior, inv_h, Q, w_base = ctx.saved_tensors
+        need_x = ctx.needs_input_grad[0]
+        C = cpu_kernels.CHUNKS
+        gx = x.new_empty(x.shape if need_x else (1, 1))
+        gq = Q.new_zeros(C, *Q.shape)
+        gwb = w_base.new_zeros(C, *w_base.shape)
+        cpu_kernels.layer_backward(
+            x.numpy(),
+            interior.numpy(),
+            inv_h.numpy(),
+            Q.numpy(),
+            w_base.numpy(),
+            ctx.uniform,
+            ctx.code,
+            gy.detach().contiguous().numpy(),
+            gx.numpy(),
+            gq.numpy(),
+            gwb.numpy(),
+            need_x,
+        )
+        return (gx if need_x else None), None, None, gq.sum(0), gwb.sum(0), None, None
+
+
 class AdaptiveKANLayer(nn.Module):
     def __init__(
         self,
@@ -161,7 +225,7 @@ class AdaptiveKANLayer(nn.Module):
         bound = math.sqrt(6.0 / (in_dim + out_dim))
         self.base_weight = nn.Parameter((torch.rand(out_dim, in_dim, **fk) * 2 - 1) * bound)
         self.spline_scale = nn.Parameter(torch.ones(out_dim, in_dim, **fk))
-        self.contraction = "auto"  # "dense", "gather" or "auto" (by shape; see forward)
+        self.contraction = "auto"  # "fused", "dense", "gather" or "auto" (see forward)
         self._refresh_tables()
 
     # ------------------------------------------------------------------ shapes and grids
@@ -223,34 +287,44 @@ class AdaptiveKANLayer(nn.Module):
         return w_base, w_spline
 
     def poly_weights(self, w_spline: torch.Tensor) -> torch.Tensor:
-        """(in, n, out) B-spline coefficients → (in*G*(k+1), out) span-polynomial coefficients:
+        """(in, n, out) B-spline coefficients → (in, G, k+1, out) span-polynomial coefficients:
         ``Q[d, g, m, o] = sum_r P[d, g, r, m] * w[d, g + r, o]`` (differentiable, small)."""
         k1 = self.degree + 1
         windows = w_spline.unfold(1, k1, 1)  # (in, G, out, k+1): coefficients active on span g
-        return torch.einsum("dgrm,dgor->dgmo", self._poly, windows).reshape(-1, self.out_dim)
+        return torch.einsum("dgrm,dgor->dgmo", self._poly, windows)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in) → (N, out), the fast path (span polynomials, analytic backward).
 
-        The contraction is "dense" (scatter + one GEMM) while the grid is small next to the
-        output width, else "gather" (cost independent of the grid size).
+        ``contraction``: "fused" (one numba pass per sample, CPU only), "dense" (scatter the
+        powers + one GEMM: good while the grid is small next to the output width), "gather"
+        (gather each sample's polynomial rows: cost independent of the grid size). "auto" takes
+        "fused" on the CPU when numba is installed, else "dense" or "gather" by shape.
         """
         assert x.dim() == 2 and x.shape[1] == self.in_dim, (
             f"expected (N, {self.in_dim}), got {tuple(x.shape)}"
         )
         w_base, w_spline = self.effective_weights()
-        dense = self.contraction == "dense" or (
-            self.contraction == "auto" and self.grid_size <= 2 * self.out_dim
-        )
+        Q = self.poly_weights(w_spline)  # (in, G, k+1, out)
+        mode = self.contraction
+        if mode == "auto":
+            if fused_cpu_kernels() and x.device.type == "cpu":
+                mode = "fused"
+            else:
+                mode = "dense" if self.grid_size <= 2 * self.out_dim else "gather"
+        if mode == "fused":
+            return _FusedCPUFunction.apply(
+                x, self._interior, self._inv_h, Q, w_base, self._uniform, self.base_activation
+            )
         return _KANLayerFunction.apply(
             x,
             self._interior,
             self._inv_h,
-            self.poly_weights(w_spline),
+            Q.reshape(-1, self.out_dim),
             w_base,
             self._uniform,
             self.base_activation,
-            dense,
+            mode == "dense",
         )
 
     def forward_reference(self, x: torch.Tensor) -> torch.Tensor:

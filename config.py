@@ -74,7 +74,8 @@ HELP: dict[str, str] = {
     "layer_dims": "Layer widths [n_in, h1, ..., n_out]; n_in and n_out must match the data.",
     "grid_size": "Initial number of grid intervals G per edge.",
     "spline_degree": "B-spline degree k (1 to 5).",
-    "learning_rate": "Optimizer step size.",
+    "learning_rate": "Optimizer step size (for lbfgs: the initial step of the line search; 1 "
+    "as in the KAN paper).",
     "num_steps": "Number of optimizer steps.",
     "dataset_size": "Training points sampled from target_function (ignored for data_file).",
     "test_size": "Held-out test points (or data_file rows), never trained on.",
@@ -95,7 +96,7 @@ HELP: dict[str, str] = {
     "max_grid_size": "Refinement adds no knots beyond this many grid intervals.",
     "adaptive_k": "Knots added per input of every layer at each refinement.",
     "grid_schedule": "Instead of adaptive_k: grid sizes, one per refinement event, e.g. "
-    "[5, 10, 20, 50]; null = use adaptive_k.",
+    "[3, 5, 10, 20, 50] (sizes not above the current one are skipped); null = use adaptive_k.",
     "knot_placement": 'Where refinement puts new knots: "error" (where the fit needs '
     'resolution), "density" (data quantiles) or "uniform".',
     "use_regularization": "Add the L1 + entropy sparsity penalty (paper section 2.5.1).",
@@ -105,7 +106,8 @@ HELP: dict[str, str] = {
     "and keep the best model; null = off.",
     "validation_fraction": "Fraction of the training points held out for early stopping.",
     "prune": "After training, remove weak edges and nodes, then fine-tune.",
-    "prune_threshold": "Edges and nodes weaker than this are pruned.",
+    "prune_threshold": "Edges and hidden nodes whose attribution (share of the output they "
+    "carry, 0..1) is below this are pruned.",
     "symbolic": "Fit a symbolic function to every surviving edge and write the formula.",
     "adaptive_patience": "Steps the training loss may go without a relative improvement of "
     "adaptive_threshold before an adaptive refinement.",

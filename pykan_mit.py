@@ -19,6 +19,7 @@ import torch
 import config as config_mod
 import targets
 import training
+from adaptive_kan_layer import fused_cpu_kernels
 from errors import UserError
 from run_folder import PROJECT_DIR, RunFolder
 from simple_kan import SimpleKAN, resolve_device
@@ -57,6 +58,9 @@ def main(argv=None) -> int:
         config_path = args.config or default_config_path()
         cfg = config_mod.load_config(config_path, args.set)
         device, dtype = resolve_device(cfg["device"]), getattr(torch, cfg["dtype"])
+        if device.type == "cpu" and fused_cpu_kernels():
+            # the fused kernels spread over every core; torch's own thread pool would compete
+            torch.set_num_threads(1)
         data = targets.make_data(cfg, device, dtype)
         run = RunFolder.create(args.dir)
     except UserError as exc:

@@ -86,7 +86,7 @@ def assert_paths_agree(layer, x, seed, tol=1e-10):
         assert max_rel(fast, ref) < tol, name
 
 
-@pytest.mark.parametrize("contraction", ["dense", "gather"])
+@pytest.mark.parametrize("contraction", ["fused", "dense", "gather"])
 @pytest.mark.parametrize("grid", ["uniform", "random", "density"])
 @pytest.mark.parametrize("k", DEGREES)
 def test_fast_forward_and_gradients_match_dense_reference(k, grid, contraction):
@@ -106,7 +106,7 @@ def test_automatic_contraction_matches_dense_reference(G, out_dim):
     assert_paths_agree(layer, sample_inputs(layer, 50, 2), 2)
 
 
-@pytest.mark.parametrize("contraction", ["dense", "gather"])
+@pytest.mark.parametrize("contraction", ["fused", "dense", "gather"])
 def test_fast_path_on_inputs_of_very_different_scales(contraction):
     """Input 0 on a wide uniform grid, input 1 on a tiny non-uniform one: each input's grid is
     what it is, whatever the scale of the others."""
@@ -126,7 +126,7 @@ def test_fast_path_on_inputs_of_very_different_scales(contraction):
     assert max_rel(layer(x), layer.forward_reference(x)) < 1e-10
 
 
-@pytest.mark.parametrize("contraction", ["dense", "gather"])
+@pytest.mark.parametrize("contraction", ["fused", "dense", "gather"])
 def test_fast_path_at_exact_knots_matches_reference_values(contraction):
     layer = make_layer(3, 4, 7, 1, 5, "random")
     layer.contraction = contraction
@@ -175,7 +175,7 @@ def test_edge_activations_follow_the_papers_formula():
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
 
 
-@pytest.mark.parametrize("contraction", ["dense", "gather"])
+@pytest.mark.parametrize("contraction", ["fused", "dense", "gather"])
 def test_edge_activations_sum_to_the_output(contraction):
     layer = make_layer(4, 3, 5, 2, 17, "random")
     layer.contraction = contraction
@@ -185,7 +185,7 @@ def test_edge_activations_sum_to_the_output(contraction):
     assert max_rel(phi.sum(-1), layer(x)) < 1e-12
 
 
-@pytest.mark.parametrize("contraction", ["dense", "gather"])
+@pytest.mark.parametrize("contraction", ["fused", "dense", "gather"])
 def test_a_pruned_edge_contributes_nothing(contraction):
     layer = make_layer(3, 2, 5, 3, 19, "random")
     layer.contraction = contraction
@@ -204,7 +204,7 @@ def test_a_pruned_edge_contributes_nothing(contraction):
 
 
 # ---------------------------------------------------------------------- outside the grid
-@pytest.mark.parametrize("contraction", ["dense", "gather"])
+@pytest.mark.parametrize("contraction", ["fused", "dense", "gather"])
 @pytest.mark.parametrize("k", DEGREES)
 @torch.no_grad()
 def test_output_is_linear_and_alive_outside_the_grid(k, contraction):
