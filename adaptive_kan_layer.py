@@ -399,7 +399,8 @@ class AdaptiveKANLayer(nn.Module):
         grid_size: int | None = None,
         placement: str = "error",
         out_grad: torch.Tensor | None = None,
-    ) -> None:
+        carry: list[torch.Tensor] = (),
+    ) -> list[torch.Tensor] | None:
         """Give every input ``k`` more knot intervals, or ``grid_size`` in all.
 
         The function is preserved exactly whenever the new knots contain the old ones: new knots
@@ -418,6 +419,10 @@ class AdaptiveKANLayer(nn.Module):
           by the share of samples in s. After a split each half gets the indicator divided by
           2^(2k+3) (squared residual of a degree-k fit falls as h^(2k+2), half the samples each),
           so several knots spread over several bad intervals instead of piling into one.
+
+        ``carry``: more tensors laid out like ``coef`` (in, n, out), e.g. an optimizer's moment
+        estimates, put through the same knot insertion; returned transformed, or None when the
+        grid changed by a least-squares re-grid instead (or did not change).
         """
         if placement not in KNOT_PLACEMENTS:
             raise ValueError(f"placement must be one of {KNOT_PLACEMENTS}, got {placement!r}")
@@ -428,20 +433,19 @@ class AdaptiveKANLayer(nn.Module):
         if target < 1:
             raise ValueError(f"grid size must be >= 1, got {target}")
         if target == G:
-            return
+            return None
         if placement == "uniform" and grid_size is not None:
             lo, hi = self.grid_range().unbind(1)
             if not (self._uniform and target % G == 0):
                 self._regrid(x, spline.uniform_knots(lo, hi, target, self.degree))
-                return
+                return None
             fine = spline.uniform_knots(lo, hi, target, self.degree)
             sub = target // G
             keep = torch.ones(fine.shape[1], dtype=torch.bool, device=fine.device)
             d = self.degree
             keep[d : d + target + 1 : sub] = False  # old interior knots already present
             keep[:d] = keep[d + target + 1 :] = False  # the outer knots are kept as they are
-            self._insert(fine[:, keep])
-            return
+            return self._insert(fine[:, keep], carry)
         if target < G:
             raise ValueError(f"refine adds knots: grid_size {target} < current {G}")
         indicator = self._indicator(x, placement, out_grad)  # (in, G)
@@ -449,11 +453,14 @@ class AdaptiveKANLayer(nn.Module):
         widths = self._interior[:, 1:] - self._interior[:, :-1]
         flat = (indicator <= 0).all(dim=1, keepdim=True)
         indicator = torch.where(flat, widths, indicator)
-        self._insert(self._choose_knots(x, target - G, placement, indicator))
+        return self._insert(self._choose_knots(x, target - G, placement, indicator), carry)
 
-    def _insert(self, new_knots: torch.Tensor) -> None:
-        t, c = spline.insert_knots(self.knots, self.coef.data, self.degree, new_knots)
+    def _insert(self, new_knots: torch.Tensor, carry=()) -> list[torch.Tensor]:
+        k = self.degree
+        moved = [spline.insert_knots(self.knots, m, k, new_knots)[1] for m in carry]
+        t, c = spline.insert_knots(self.knots, self.coef.data, k, new_knots)
         self._set_grid(t, c)
+        return moved
 
     def _indicator(self, x, placement, out_grad) -> torch.Tensor:
         """(in, G) non-negative score per interval; larger = more in need of a knot."""

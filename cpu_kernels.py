@@ -63,6 +63,16 @@ def _span(xc, interior, inv_h, d, G, uniform):
     return lo
 
 
+@njit(inline="always")
+def _locate(xv, interior, inv_h, d, G, uniform):
+    """Span s of x on input d, 1/h_s, u = (xc - t_s)/h_s and e = (x - xc)/h_s (the linear
+    continuation beyond the grid, zero inside it)."""
+    xc = min(max(xv, interior[d, 0]), interior[d, G])
+    s = _span(xc, interior, inv_h, d, G, uniform)
+    ih = inv_h[d, s]
+    return s, ih, (xc - interior[d, s]) * ih, (xv - xc) * ih
+
+
 @njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
 def layer_forward(x, interior, inv_h, Q, wb, uniform, act, y):
     """y (N, O) = layer(x (N, D)); Q (D, G, K1, O) span polynomials, wb (D, O) base weights.
@@ -74,11 +84,7 @@ def layer_forward(x, interior, inv_h, Q, wb, uniform, act, y):
         row[:] = 0.0
         for d in range(D):
             xv = x[n, d]
-            xc = min(max(xv, interior[d, 0]), interior[d, G])
-            s = _span(xc, interior, inv_h, d, G, uniform)
-            ih = inv_h[d, s]
-            u = (xc - interior[d, s]) * ih
-            e = (xv - xc) * ih  # linear continuation beyond the grid, in units of u
+            s, ih, u, e = _locate(xv, interior, inv_h, d, G, uniform)
             b = _act(xv, act)
             q = Q[d, s]
             for o in range(O):
@@ -105,11 +111,7 @@ def layer_backward(x, interior, inv_h, Q, wb, uniform, act, gy, gx, gq_parts, gw
             g = gy[n]
             for d in range(D):
                 xv = x[n, d]
-                xc = min(max(xv, interior[d, 0]), interior[d, G])
-                s = _span(xc, interior, inv_h, d, G, uniform)
-                ih = inv_h[d, s]
-                u = (xc - interior[d, s]) * ih
-                e = (xv - xc) * ih
+                s, ih, u, e = _locate(xv, interior, inv_h, d, G, uniform)
                 b = _act(xv, act)
                 q = Q[d, s]
                 gqs = gq[d, s]

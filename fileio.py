@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from errors import UserError
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
@@ -38,3 +40,15 @@ def write_json(path: str | os.PathLike, obj) -> None:
 def save_tensors(path: str | os.PathLike, obj) -> None:
     """torch.save of plain containers of tensors/numbers/strings (loadable with weights_only)."""
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def read_json_object(path: str | os.PathLike, what: str = "JSON") -> dict:
+    """The JSON object in ``path``; a missing, unreadable or non-object file is a UserError."""
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not a readable {what} ({exc})") from None
+    if not isinstance(document, dict):
+        raise UserError(f"{path}: the {what} must be a JSON object")
+    return document

@@ -29,7 +29,6 @@ important ones (by attribution).
 """
 
 import argparse
-import json
 import math
 import sys
 import textwrap
@@ -1136,13 +1135,7 @@ def _read_json(path: Path) -> dict | None:
     """The JSON object in path, None when there is no such file."""
     if not path.is_file():
         return None
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: not readable JSON ({exc})") from None
-    if not isinstance(document, dict):
-        raise UserError(f"{path}: expected a JSON object, got {type(document).__name__}")
-    return document
+    return fileio.read_json_object(path)
 
 
 def _read_samples(path: Path) -> dict[str, np.ndarray]:

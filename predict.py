@@ -23,6 +23,7 @@ import torch
 import fileio
 from errors import UserError
 from simple_kan import load_model, resolve_device
+from targets import is_number
 
 __all__ = [
     "load_model",
@@ -114,14 +115,6 @@ def _number(text: str, where: str) -> float:
     return value
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def read_points_csv(path: str, n_in: int) -> tuple[np.ndarray, list[int]]:
     """The points ``(N, n_in)`` in a CSV file and the line each came from. The first non-blank
     row is a header when any of its cells is not a number; blank lines are skipped."""
@@ -140,7 +133,7 @@ def read_points_csv(path: str, n_in: int) -> tuple[np.ndarray, list[int]]:
         cells = [cell.strip() for cell in row]
         if not any(cells):
             continue
-        header = first and not all(_is_number(c) for c in cells)
+        header = first and not all(is_number(c) for c in cells)
         first = False
         if len(cells) != n_in:
             kind = "header has" if header else "row has"
@@ -206,13 +199,13 @@ def _parser() -> argparse.ArgumentParser:
 # argparse reads "-1e-3", "-2." or "-inf" as an unknown option; an argument holding a space is
 # always a positional to it, so such numbers travel with a leading space, removed after parsing.
 def _shield(argument: str) -> str:
-    return f" {argument}" if argument.startswith("-") and _is_number(argument) else argument
+    return f" {argument}" if argument.startswith("-") and is_number(argument) else argument
 
 
 def _unshield(value):
     if isinstance(value, list):
         return [_unshield(v) for v in value]
-    if isinstance(value, str) and value.startswith(" -") and _is_number(value):
+    if isinstance(value, str) and value.startswith(" -") and is_number(value):
         return value[1:]
     return value
 

@@ -303,7 +303,7 @@ def _load_npz(file: Path, path: str, n_in: int, n_out: int) -> tuple[np.ndarray,
     return x, y
 
 
-def _is_number(cell: str) -> bool:
+def is_number(cell: str) -> bool:
     try:
         float(cell)
     except ValueError:
@@ -333,7 +333,7 @@ def _load_csv(file: Path, path: str, n_in: int, n_out: int) -> tuple[np.ndarray,
                         f"{path} line {line}: {len(cells)} column{'s' * (len(cells) != 1)}, "
                         f"expected {expected} ({hint})"
                     )
-                header = first_row and not any(_is_number(cell) for cell in cells)
+                header = first_row and not any(is_number(cell) for cell in cells)
                 first_row = False
                 if not header:
                     rows.append(_parse_row(cells, path, line))
@@ -358,7 +358,7 @@ def _parse_row(cells: list[str], path: str, line: int) -> list[float]:
     try:
         return [float(cell) for cell in cells]
     except ValueError:
-        column = next(i for i, cell in enumerate(cells) if not _is_number(cell))
+        column = next(i for i, cell in enumerate(cells) if not is_number(cell))
         raise DataError(
             f"{path} line {line}, column {column + 1}: {cells[column].strip()!r} is not a number"
         ) from None

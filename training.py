@@ -199,8 +199,16 @@ def train(
                 target = next_grid_size(cfg, max(model.grid_sizes))
                 if target is not None:
                     xs, ys = _subset(x, y, generator)
-                    model.refine(xs, grid_size=target, placement=cfg["knot_placement"], y=ys)
+                    moments = _adam_moments(opt, model)
+                    carried = model.refine(
+                        xs,
+                        grid_size=target,
+                        placement=cfg["knot_placement"],
+                        y=ys,
+                        carry=[m[1:] for m in moments],
+                    )
                     opt = make_optimizer(cfg, model.parameters(), old=opt)
+                    _restore_adam_moments(opt, model, moments, carried)
                     last_change = step
                     good_state = _snapshot(model)
                     events.append({"step": gstep, "kind": "refine", "grid_sizes": model.grid_sizes})
@@ -281,6 +289,28 @@ def train(
     if message:
         log(message)
     return TrainResult(taken, stopped, message, events, history)
+
+
+def _adam_moments(opt, model: SimpleKAN) -> list:
+    """Per layer, Adam's (exp_avg, exp_avg_sq) of the spline coefficients, or () if none."""
+    moments = []
+    for layer in model.layers:
+        state = opt.state.get(layer.coef, {}) if isinstance(opt, torch.optim.Adam) else {}
+        keys = ("step", "exp_avg", "exp_avg_sq")
+        moments.append(tuple(state[key] for key in keys) if all(k in state for k in keys) else ())
+    return moments
+
+
+def _restore_adam_moments(opt, model: SimpleKAN, moments, carried) -> None:
+    """Give the refined coefficients the moments put through the same knot insertion, so Adam
+    continues where it was instead of restarting its step-size estimates (a restart makes the
+    loss jump right after every refinement). Both moments map by convex combinations, so the
+    second stays non-negative."""
+    if not isinstance(opt, torch.optim.Adam):
+        return
+    for layer, old, new in zip(model.layers, moments, carried):
+        if old and new:
+            opt.state[layer.coef] = {"step": old[0], "exp_avg": new[0], "exp_avg_sq": new[1]}
 
 
 def _lbfgs_step(opt, loss_fn, xb, yb) -> torch.Tensor:
