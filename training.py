@@ -167,6 +167,12 @@ def train(
     opt = make_optimizer(cfg, model.parameters())
     good_state = _snapshot(model)
     best = (math.inf, 0, good_state)  # validation RMSE, step, state
+    # Full batch without early stopping: each grid phase ends at its lowest training loss.
+    # A snapshot taken after step s has its loss recorded at step s+1 (compared at the next
+    # check), so tracking it costs no extra evaluation.
+    track_best = cfg["batch_size"] is None and not use_val
+    phase_best: tuple[float, int, dict | None] = (math.inf, 0, None)
+    pending: tuple[int, dict] | None = None  # (step whose recorded loss belongs to it, state)
     last_change = 0  # step of the last grid change (plateau windows restart there)
     stopped, message = "completed", ""
     start = time.perf_counter()
@@ -185,6 +191,7 @@ def train(
             # 1. grid range follows the data early in training
             if range_every and step % range_every == 0 and step < cfg["grid_range_update_until"]:
                 model.update_grid_range(_subset(x, y, generator)[0], cfg["grid_eps"])
+                phase_best, pending = (math.inf, 0, None), None
                 if cfg["optimizer"] == "lbfgs":
                     opt = make_optimizer(cfg, model.parameters())
                 if step > 0:
@@ -198,6 +205,8 @@ def train(
             if due:
                 target = next_grid_size(cfg, max(model.grid_sizes))
                 if target is not None:
+                    _keep_best(model, phase_best, x, y)  # refine from this phase's best state
+                    phase_best, pending = (math.inf, 0, None), None
                     xs, ys = _subset(x, y, generator)
                     moments = _adam_moments(opt, model)
                     carried = model.refine(
@@ -246,7 +255,12 @@ def train(
                         "or dtype float64)"
                     )
                     break
+                if pending is not None and pending[0] <= step:
+                    loss = float(train_hist[pending[0]])
+                    if loss < phase_best[0]:
+                        phase_best = (loss, pending[0], pending[1])
                 good_state = _snapshot(model)
+                pending = (step + 1, good_state) if track_best else None
             if use_val:
                 v = float(val_hist[step])
                 if v < best[0]:
@@ -279,6 +293,11 @@ def train(
             bar.close()
     if use_val and stopped in ("completed", "early_stopping"):
         model.load_state_dict(best[2])  # keep the best-validation model
+    if stopped == "completed" and _keep_best(model, phase_best, x, y):
+        log(
+            f"kept the state after step {first_step + phase_best[1]} (training RMSE "
+            f"{math.sqrt(phase_best[0]):.4e}, the lowest of the last grid phase)"
+        )
     history = {
         "step": list(range(first_step + 1, first_step + taken + 1)),
         "train_rmse": torch.sqrt(train_hist[:taken]).tolist(),
@@ -289,6 +308,18 @@ def train(
     if message:
         log(message)
     return TrainResult(taken, stopped, message, events, history)
+
+
+def _keep_best(model: SimpleKAN, phase_best, x, y) -> bool:
+    """Restore the phase's best state when it beats the current one on the training data."""
+    if phase_best[2] is None:
+        return False
+    with torch.no_grad():
+        current = float(_mse(model(x), y))
+    if phase_best[0] >= current:
+        return False
+    model.load_state_dict(phase_best[2])
+    return True
 
 
 def _adam_moments(opt, model: SimpleKAN) -> list:

@@ -10,7 +10,8 @@ from simple_kan import SimpleKAN
 
 def small_cfg(**keys):
     cfg = dict(config.DEFAULTS, layer_dims=[2, 3, 1], grid_size=5, dataset_size=300)
-    cfg.update(test_size=100, num_steps=60, learning_rate=0.01, log_interval=1000, **keys)
+    cfg.update(test_size=100, num_steps=60, learning_rate=0.01, log_interval=1000)
+    cfg.update(keys)
     return config.validate_config(cfg, "test")
 
 
@@ -71,3 +72,19 @@ def test_moments_follow_the_knot_insertion():
         assert state["exp_avg"].shape == layer.coef.shape
         assert float(state["step"]) == 3.0
         assert bool((state["exp_avg_sq"] >= 0).all())
+
+
+def test_full_batch_training_ends_at_the_lowest_checked_training_loss():
+    """Adam with a large step oscillates; the returned model is the best state seen at the
+    checks (every CHECK_EVERY steps), never a worse last step."""
+    cfg = small_cfg(learning_rate=0.5, num_steps=83, update_strategy="none")
+    data = targets.make_data(cfg, "cpu", torch.float64)
+    torch.manual_seed(0)
+    model = SimpleKAN(
+        cfg["layer_dims"], grid_size=5, grid_range=data.input_range, dtype=torch.float64
+    )
+    result = training.train(cfg, model, data, log=lambda _: None)
+    checked = result.history["train_rmse"][training.CHECK_EVERY :: training.CHECK_EVERY]
+    with torch.no_grad():
+        final = float(torch.sqrt(torch.mean((model(data.x_train) - data.y_train) ** 2)))
+    assert final <= min(checked) * (1 + 1e-9)
