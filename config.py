@@ -62,7 +62,7 @@ DEFAULTS: dict = {
     "prune_finetune_steps": 500,
     "symbolic_library": None,
     "symbolic_r2_threshold": 0.99,
-    "symbolic_finetune_steps": 200,
+    "symbolic_finetune_steps": 1000,
     "lbfgs_max_iter": 20,
 }
 

@@ -167,10 +167,11 @@ def train(
     opt = make_optimizer(cfg, model.parameters())
     good_state = _snapshot(model)
     best = (math.inf, 0, good_state)  # validation RMSE, step, state
-    # Full batch without early stopping: each grid phase ends at its lowest training loss.
+    # Full batch, no early stopping, no sparsity penalty (which the MSE alone would ignore):
+    # each grid phase ends at its lowest training loss.
     # A snapshot taken after step s has its loss recorded at step s+1 (compared at the next
     # check), so tracking it costs no extra evaluation.
-    track_best = cfg["batch_size"] is None and not use_val
+    track_best = cfg["batch_size"] is None and not use_val and not regularize
     phase_best: tuple[float, int, dict | None] = (math.inf, 0, None)
     pending: tuple[int, dict] | None = None  # (step whose recorded loss belongs to it, state)
     last_change = 0  # step of the last grid change (plateau windows restart there)

@@ -148,6 +148,10 @@ def test_select_fit_prefers_the_simpler_of_equally_good_fits():
     candidates["x^2"] = Fit("x^2", 1.0, 0.0, 1.0, 0.0, 1 - 5e-5)
     assert symbolic.select_fit(candidates).name == "cos"  # now clearly worse
     assert symbolic.select_fit(candidates, r2_threshold=0.9999999) is None
+    # relative=inf: the simplest candidate reaching the threshold, however much better others are
+    assert symbolic.select_fit(candidates, 0.99, relative=math.inf).name == "x^2"
+    assert symbolic.select_fit(candidates, 0.9, relative=math.inf).name == "x^2"
+    assert symbolic.select_fit(candidates, 0.99999, relative=math.inf).name == "cos"
 
 
 def test_constant_edge_is_zero_plus_constant():
@@ -371,6 +375,42 @@ def test_symbolify_recovers_a_product_through_a_hidden_layer():
     assert result.ok
     assert formula_rmse(result, truth, 2) < 1e-3
     assert result.formulas == ["x1*x2"]
+
+
+def test_symbolify_prefers_the_simplest_formula_that_fits_the_data():
+    def tan_like(v):  # z + z^3 / 10 + ...: a spline of z that bends a little
+        return torch.tan(0.6 * v) / 0.6
+
+    def cos_like(h):  # h^2 / 4 - h^4 / 192 + ...
+        return (1 - torch.cos(h / 2)) * 2
+
+    def truth(x):
+        return x[:, :1] * x[:, 1:2]
+
+    # The layers trade curvature: each edge is fitted exactly by tan or cos, and the network is
+    # x1 * x2 only to 3e-2; x and x^2 fit the edges to R^2 ~ 0.999 and the data exactly.
+    model = ClosedFormKAN(
+        [2, 2, 1],
+        [
+            {(0, 0): tan_like, (0, 1): tan_like, (1, 0): tan_like, (1, 1): lambda v: -tan_like(v)},
+            {(0, 0): cos_like, (0, 1): lambda h: -cos_like(h)},
+        ],
+    )
+    x = uniform(400, 2, 7)
+    result = symbolic.symbolify(model, x, truth(x))
+    assert result.ok and result.formulas == ["x1*x2"]
+    assert {fit.name for fits in result.layer_fits for fit in fits.values()} == {"x", "x^2"}
+
+
+def test_symbolify_keeps_the_better_fit_when_the_simplest_formula_falls_short():
+    model = ClosedFormKAN([1, 1], [{(0, 0): lambda v: torch.exp(1.5 * v)}])
+    x = uniform(300, 1, 12)
+    y = torch.exp(1.5 * x)
+    x_sq = symbolic.fit_function(x[:, 0], y[:, 0], "x^2")
+    assert x_sq.r2 >= symbolic.SIMPLEST_R2  # so the simplest formula, c (x + b)^2 + d, is tried
+    result = symbolic.symbolify(model, x, y)
+    assert same(result.formulas[0], sympy.exp(sympy.Rational(3, 2) * X1))
+    assert result.rmse < 1e-9
 
 
 def test_symbolify_reports_edges_without_a_symbolic_fit():
