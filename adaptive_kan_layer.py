@@ -334,9 +334,16 @@ class AdaptiveKANLayer(nn.Module):
         return _base(x, self.base_activation) @ w_base + torch.einsum("nim,imo->no", B, w_spline)
 
     def spline_values(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, in) → (N, in, out): sum_m c_imj B_m(x_i), the raw splines (no scale, no mask)."""
-        B = spline.bspline_basis(x, self.knots, self.degree)
-        return torch.einsum("nim,imo->nio", B, self.coef)
+        """(N, in) → (N, in, out): sum_m c_imj B_m(x_i), the raw splines (no scale, no mask).
+
+        Evaluated from the k+1 basis functions that are nonzero at each point
+        (`spline.local_basis`, linear beyond the grid like the layer), so the cost does not grow
+        with the grid; differentiable (the sparsity penalty trains through it)."""
+        first, values, _ = spline.local_basis(x, self.knots, self.degree)  # (N, in, k+1)
+        index = first[..., None] + torch.arange(values.shape[-1], device=x.device)
+        rows = torch.arange(x.shape[1], device=x.device)[None, :, None]
+        coef = self.coef[rows, index]  # (N, in, k+1, out): the coefficients active at x
+        return torch.einsum("nir,niro->nio", values, coef)
 
     def edge_activations(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in) → (N, out, in): phi_ji(x_i) for every edge, pruned edges give 0.
