@@ -6,7 +6,6 @@ let one process own a `RunFolder`.
 
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -79,7 +78,3 @@ class RunFolder:
                 shutil.copy2(src, backup / src.name)
         if config_path is not None and os.path.isfile(config_path):
             shutil.copy2(config_path, backup / ("config_used_" + Path(config_path).name))
-
-
-def stderr_line(message: str) -> None:
-    print(message, file=sys.stderr)

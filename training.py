@@ -145,7 +145,9 @@ def train(
     numbers in the history and the log; ``refine=False`` disables grid changes (fine-tuning).
     Ctrl-C stops the loop cleanly (stopped="interrupted"); a non-finite loss restores the last
     good state (stopped="non_finite_loss"); with early stopping the best-validation state is
-    restored at the end.
+    restored at the end. Full-batch training without the sparsity penalty ends each grid phase
+    at its lowest training loss (refinement and the end of training restore the best checked
+    state when it beats the current one): full-batch Adam at a small loss oscillates.
     """
     steps = cfg["num_steps"] if num_steps is None else num_steps
     regularize = cfg["use_regularization"] if regularize is None else regularize
