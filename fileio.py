@@ -6,6 +6,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from errors import UserError
@@ -35,6 +36,16 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def save_npz(path: str | os.PathLike, arrays: dict) -> None:
+    """numpy arrays by name into one .npz file."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    atomic_write(path, write)
 
 
 def save_tensors(path: str | os.PathLike, obj) -> None:

@@ -22,7 +22,7 @@ import training
 from adaptive_kan_layer import fused_cpu_kernels
 from errors import UserError
 from run_folder import PROJECT_DIR, RunFolder
-from simple_kan import SimpleKAN, resolve_device
+from simple_kan import CONFIG_FILE, SimpleKAN, resolve_device
 
 DEFAULT_CONFIG = "pykan_mit.input"
 SAMPLE_ROWS = 2000  # training rows kept in samples.npz for re-plotting
@@ -85,7 +85,7 @@ def run_experiment(cfg, data, run: RunFolder, config_path, device, dtype) -> int
         device=device,
     )
     run.backup_sources(config_path)
-    run.write_json("pykan_mit_config.json", {**cfg, "model": model.architecture()})
+    run.write_json(CONFIG_FILE, {**cfg, "model": model.architecture()})
     log = run.log
     log(f"{cfg['project_name']}: {data.description}")
     log(
@@ -177,7 +177,7 @@ def run_experiment(cfg, data, run: RunFolder, config_path, device, dtype) -> int
         "x_test": data.x_test.detach().cpu().double().numpy(),
         "y_test": data.y_test.detach().cpu().double().numpy(),
     }
-    _save_npz(run.file("samples.npz"), samples)
+    run.write_npz("samples.npz", samples)
     run.write_json("history.json", history)
     metrics["wall_time_s"] = round(time.perf_counter() - started, 3)
     run.write_json("metrics.json", metrics)
@@ -247,16 +247,6 @@ def _symbolic(cfg, model, data, run: RunFolder, metrics: dict):
 
 def fit_dict(fit) -> dict:
     return {"function": fit.name, "a": fit.a, "b": fit.b, "c": fit.c, "d": fit.d}
-
-
-def _save_npz(path: Path, arrays: dict) -> None:
-    import fileio
-
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-
-    fileio.atomic_write(path, write)
 
 
 def _plots(run, model, data, history, metrics, cfg, samples, symbolic_result) -> None:

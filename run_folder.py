@@ -68,6 +68,9 @@ class RunFolder:
     def write_text(self, name: str, text: str) -> None:
         fileio.write_text(self.path / name, text)
 
+    def write_npz(self, name: str, arrays: dict) -> None:
+        fileio.save_npz(self.path / name, arrays)
+
     def backup_sources(self, config_path: str | None) -> None:
         """Copy the code, scripts, default config and requirements used into src_backup/, plus
         the config file given (if any) under its own name."""
