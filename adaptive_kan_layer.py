@@ -34,6 +34,7 @@ def fused_cpu_kernels() -> bool:
 
 
 KNOT_PLACEMENTS = ("error", "density", "uniform")
+LOOKUP_BUCKETS = 4  # span-table buckets per grid interval (non-uniform grids, fused kernels)
 
 
 def _base(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -144,54 +145,53 @@ class _KANLayerFunction(torch.autograd.Function):
 
 class _FusedCPUFunction(torch.autograd.Function):
     """The layer on the CPU through the fused kernels of cpu_kernels.py (same maths as
-    `_KANLayerFunction`; takes the span polynomials as ``Q (D, G, K1, O)``)."""
+    `_KANLayerFunction`): takes the B-spline coefficients ``W (D, n, O)`` and the span-polynomial
+    table ``P (D, G, K1, K1)``; folding W into span polynomials and back happens in the kernels,
+    so a layer is one node of the autograd graph."""
 
     @staticmethod
-    def forward(ctx, x, interior, inv_h, Q, w_base, uniform, act):
-        x, Q, w_base = (
-            x.detach().contiguous(),
-            Q.detach().contiguous(),
-            w_base.detach().contiguous(),
-        )
-        y = x.new_empty(x.shape[0], Q.shape[3])
-        code = cpu_kernels.ACTIVATIONS[act]
-        args = (
-            x.numpy(),
-            interior.numpy(),
-            inv_h.numpy(),
-            Q.numpy(),
-            w_base.numpy(),
-            uniform,
-            code,
-        )
-        cpu_kernels.layer_forward(*args, y.numpy())
-        ctx.save_for_backward(x, interior, inv_h, Q, w_base)
-        ctx.uniform, ctx.code = uniform, code
+    def forward(ctx, x, W, w_base, P, grid, act):
+        x, W, w_base = (t.detach().contiguous() for t in (x, W, w_base))
+        D, G, K1, _ = P.shape
+        O = W.shape[2]
+        work = x.shape[0] * D * O
+        fold, _, forward, _ = cpu_kernels.kernels(work)
+        Q = W.new_empty(D, G, K1, O)
+        fold(P.numpy(), W.numpy(), Q.numpy())
+        b = _base(x, act).contiguous()
+        y = x.new_empty(x.shape[0], O)
+        forward(x.numpy(), b.numpy(), grid, Q.numpy(), w_base.numpy(), y.numpy())
+        ctx.save_for_backward(x, b, P, Q, w_base)
+        ctx.grid, ctx.act, ctx.n = grid, act, W.shape[1]
         return y
 
     @staticmethod
     def backward(ctx, gy):
-        x, interior, inv_h, Q, w_base = ctx.saved_tensors
+        x, b, P, Q, w_base = ctx.saved_tensors
         need_x = ctx.needs_input_grad[0]
-        C = cpu_kernels.CHUNKS
+        work = x.shape[0] * Q.shape[0] * Q.shape[3]
+        _, unfold, _, backward = cpu_kernels.kernels(work)
+        C = cpu_kernels.chunks(work)
         gx = x.new_empty(x.shape if need_x else (1, 1))
-        gq = Q.new_zeros(C, *Q.shape)
-        gwb = w_base.new_zeros(C, *w_base.shape)
-        cpu_kernels.layer_backward(
+        db = _base_slope(x, ctx.act).contiguous() if need_x else b
+        gq = Q.new_empty(C, *Q.shape)
+        gwb = w_base.new_empty(C, *w_base.shape)
+        backward(
             x.numpy(),
-            interior.numpy(),
-            inv_h.numpy(),
+            b.numpy(),
+            db.numpy(),
+            ctx.grid,
             Q.numpy(),
             w_base.numpy(),
-            ctx.uniform,
-            ctx.code,
             gy.detach().contiguous().numpy(),
             gx.numpy(),
             gq.numpy(),
             gwb.numpy(),
             need_x,
         )
-        return (gx if need_x else None), None, None, gq.sum(0), gwb.sum(0), None, None
+        gW = Q.new_empty(Q.shape[0], ctx.n, Q.shape[3])
+        unfold(P.numpy(), gq.numpy(), gW.numpy())
+        return (gx if need_x else None), gW, gwb.sum(0), None, None, None
 
 
 class AdaptiveKANLayer(nn.Module):
@@ -264,13 +264,25 @@ class AdaptiveKANLayer(nn.Module):
         self.register_buffer("_interior", g, persistent=False)
         self.register_buffer("_inv_h", 1.0 / h, persistent=False)
         self.register_buffer(
-            "_poly", spline.span_polynomials(self.knots, self.degree), persistent=False
+            "_poly",
+            spline.span_polynomials(self.knots, self.degree).contiguous(),
+            persistent=False,
         )
-        # uniform up to rounding, per input: then the span has a closed form (a point within
-        # rounding of a knot may take the neighbouring span, whose polynomial agrees there)
+        # Uniform up to rounding (knots off by a few ulps of their magnitude): then the span has
+        # a closed form (a point within rounding of a knot may take the neighbouring span, whose
+        # polynomial agrees there up to the same rounding).
         spread = (h - h[:, :1]).abs().amax(dim=1)
-        tol = 64 * torch.finfo(h.dtype).eps
-        self._uniform = bool((spread <= tol * h.abs().amax(dim=1)).all())
+        eps = torch.finfo(h.dtype).eps
+        tol = torch.minimum(64 * eps * g.abs().amax(dim=1), 1e-3 * h.abs().amin(dim=1))
+        self._uniform = bool((spread <= tol).all())
+        # Otherwise the fused kernels find the span through a bucket table: bucket j of
+        # LOOKUP_BUCKETS*G equal parts of the base interval starts in span lookup[:, j].
+        B = LOOKUP_BUCKETS * self.grid_size
+        lo, hi = g[:, :1], g[:, -1:]
+        edges = lo + (hi - lo) * torch.linspace(0, 1, B + 1, dtype=g.dtype, device=g.device)
+        span = torch.searchsorted(g, edges.contiguous(), right=True) - 1
+        self.register_buffer("_lookup", span.clamp_(0, self.grid_size - 1), persistent=False)
+        self.register_buffer("_bucket_scale", (B / (hi - lo)).reshape(-1), persistent=False)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # A saved layer may have been refined: adopt its shapes before copying the values.
@@ -305,7 +317,6 @@ class AdaptiveKANLayer(nn.Module):
             f"expected (N, {self.in_dim}), got {tuple(x.shape)}"
         )
         w_base, w_spline = self.effective_weights()
-        Q = self.poly_weights(w_spline)  # (in, G, k+1, out)
         mode = self.contraction
         if mode == "auto":
             if fused_cpu_kernels() and x.device.type == "cpu":
@@ -313,9 +324,11 @@ class AdaptiveKANLayer(nn.Module):
             else:
                 mode = "dense" if self.grid_size <= 2 * self.out_dim else "gather"
         if mode == "fused":
-            return _FusedCPUFunction.apply(
-                x, self._interior, self._inv_h, Q, w_base, self._uniform, self.base_activation
-            )
+            tables = (self._interior, self._inv_h, self._lookup, self._bucket_scale)
+            grid = (*(t.numpy() for t in tables), self._uniform)
+            act = self.base_activation
+            return _FusedCPUFunction.apply(x, w_spline, w_base, self._poly, grid, act)
+        Q = self.poly_weights(w_spline)  # (in, G, k+1, out)
         return _KANLayerFunction.apply(
             x,
             self._interior,

@@ -1,135 +1,248 @@
 """Fused CPU kernels of the KAN layer (numba): span, powers and contraction in one pass.
 
 The layer's splines are in piecewise-polynomial form: on span g of input d the spline of edge
-(d → o) is ``sum_m Q[d, g, m, o] u^m`` with ``u = (x - t_g) / h_g`` (see
-`AdaptiveKANLayer.poly_weights`); outside the base interval it continues linearly. One pass per
-sample finds the span (closed form on uniform knots, binary search otherwise), evaluates the
-polynomial and its slope by Horner's rule for every output, and adds the base branch — no
-intermediate tensor is materialised, so the cost is O(N·D·O·(k+1)), independent of the grid size.
+(d → o) is ``sum_m Q[d, g, m, o] u^m`` with ``u = (x - t_g) / h_g`` (`fold` builds Q from the
+B-spline coefficients, `unfold` is its adjoint); outside the base interval it continues linearly.
+Per sample row the kernels first locate every input (span, powers of u: closed form on uniform
+knots, a branch-free binary search otherwise), then contract: for wide layers a SIMD loop over
+the outputs (contiguous in Q, the base weights and y), for narrow ones a loop over the inputs.
+No intermediate tensor is materialised, so the cost is O(N·D·O·(k+1)) whatever the grid size.
+
+Everything runs in the arrays' own precision (float32 stays float32: constants are cast, never
+promoted). The base activation values b(x) and slopes b'(x) come in as arrays (computed by torch,
+vectorised), so the kernels hold no transcendental calls.
 
 The backward accumulates the coefficient and base-weight gradients in one buffer per chunk of
-samples (a fixed number of chunks, summed in order), so results are deterministic.
+samples; the number of chunks is fixed per machine (`CHUNKS`) and the parts are summed in order,
+so results are deterministic.
 """
 
+import os
+import types
+
+import numba
 import numpy as np
 from numba import njit, prange
 
-ACTIVATIONS = {"silu": 0, "identity": 1, "tanh": 2, "none": 3}
-CHUNKS = 8  # sample chunks in the backward (one gradient buffer each)
+# numba's own thread pool: unlike an OpenMP pool beside torch's, it neither spins against torch's
+# threads nor stalls when a core is busy elsewhere (an explicit NUMBA_THREADING_LAYER wins).
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
+
+CHUNKS = numba.config.NUMBA_NUM_THREADS  # sample chunks in the backward (one gradient buffer each)
+ROWS = 32  # sample rows per task
+SERIAL_WORK = 1 << 15  # below this many (sample, input, output) triples one thread is faster
+
+_FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 
 @njit(inline="always")
-def _act(v, act):
-    if act == 0:
-        return v / (1.0 + np.exp(-v))
-    if act == 1:
-        return v
-    if act == 2:
-        return np.tanh(v)
-    return 0.0 * v
-
-
-@njit(inline="always")
-def _act_slope(v, act):
-    if act == 0:
-        s = 1.0 / (1.0 + np.exp(-v))
-        return s * (1.0 + v * (1.0 - s))
-    if act == 1:
-        return 1.0 + 0.0 * v
-    if act == 2:
-        t = np.tanh(v)
-        return 1.0 - t * t
-    return 0.0 * v
-
-
-@njit(inline="always")
-def _span(xc, interior, inv_h, d, G, uniform):
-    """Largest s in [0, G-1] with interior[d, s] <= xc (xc already inside the base interval)."""
-    if uniform:
-        s = int((xc - interior[d, 0]) * inv_h[d, 0])
-        s = min(max(s, 0), G - 1)
-        if s > 0 and xc < interior[d, s]:
-            s -= 1
-        elif s < G - 1 and xc >= interior[d, s + 1]:
-            s += 1
-        return s
-    lo, hi = 0, G
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if interior[d, mid] <= xc:
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-@njit(inline="always")
-def _locate(xv, interior, inv_h, d, G, uniform):
-    """Span s of x on input d, 1/h_s, u = (xc - t_s)/h_s and e = (x - xc)/h_s (the linear
-    continuation beyond the grid, zero inside it)."""
-    xc = min(max(xv, interior[d, 0]), interior[d, G])
-    s = _span(xc, interior, inv_h, d, G, uniform)
-    ih = inv_h[d, s]
-    return s, ih, (xc - interior[d, s]) * ih, (xv - xc) * ih
-
-
-@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
-def layer_forward(x, interior, inv_h, Q, wb, uniform, act, y):
-    """y (N, O) = layer(x (N, D)); Q (D, G, K1, O) span polynomials, wb (D, O) base weights.
-    Inner loops run over the outputs o, contiguous in Q, wb and y."""
-    N, D = x.shape
-    G, K1, O = Q.shape[1], Q.shape[2], Q.shape[3]
-    for n in prange(N):
-        row = y[n]
-        row[:] = 0.0
+def _locate_rows(x, n0, R, grid, span, U, dU):
+    """Spans and powers of samples n0 .. n0+R-1 (row i of the scratch arrays for sample n0+i):
+    span[i, d] and U[i, d, m] = u^m + m u^(m-1) e (e: the linear continuation beyond the grid,
+    zero inside it); dU[i, d, m] = dU_m/dx when dU has rows. (Kernels index arrays in full
+    rather than taking row views: a view costs a reference-count update per use.)"""
+    interior, inv_h, lookup, bucket_scale, uniform = grid
+    D, K1 = U.shape[1], U.shape[2]
+    G, B = inv_h.shape[1], lookup.shape[1] - 1
+    T = U.dtype.type
+    one = T(1)
+    top = T(G - 1)
+    slopes = dU.shape[0] > 0
+    for i in range(R):
         for d in range(D):
-            xv = x[n, d]
-            s, ih, u, e = _locate(xv, interior, inv_h, d, G, uniform)
-            b = _act(xv, act)
-            q = Q[d, s]
-            for o in range(O):
-                row[o] += b * wb[d, o] + q[0, o]
-            p = 1.0 + 0.0 * u  # u^(m-1)
+            xv = x[n0 + i, d]
+            lo, hi = interior[d, 0], interior[d, G]
+            xc = min(max(xv, lo), hi)
+            if uniform:
+                ih = inv_h[d, 0]
+                t = (xc - lo) * ih
+                f = min(np.floor(t), top)
+                s = int(f)
+                u = t - f
+            else:  # bucket j holds spans lookup[d, j] .. lookup[d, j+1]: search only those
+                j = min(int((xc - lo) * bucket_scale[d]), B - 1)
+                s = lookup[d, j]
+                s -= (s > 0) * (interior[d, s] > xc)  # rounding may put xc just below a knot
+                width = min(lookup[d, j + 1] + 1, G - 1) - s + 1
+                while width > 1:  # largest s in range with interior[d, s] <= xc, branch-free
+                    half = width >> 1
+                    s += half * (interior[d, s + half] <= xc)
+                    width -= half
+                ih = inv_h[d, s]
+                u = (xc - interior[d, s]) * ih
+            e = (xv - xc) * ih
+            span[i, d] = s
+            U[i, d, 0] = one
+            p = one  # u^(m-1)
+            fm = T(0)
             for m in range(1, K1):
-                um = p * (u + m * e)  # U_m = u^m + m e u^(m-1), p = u^(m-1)
+                fm += one
+                U[i, d, m] = p * (u + fm * e)
+                if slopes:
+                    dU[i, d, m] = fm * p * ih
+                p *= u
+
+
+def fold(P, W, Q):
+    """Q[d, g, m, o] = sum_r P[d, g, r, m] W[d, g + r, o]: B-spline coefficients W (D, n, O) to
+    span polynomials Q (D, G, K1, O), with P (D, G, K1, K1) from `spline.span_polynomials`."""
+    D, G, K1, O = Q.shape
+    for d in prange(D):
+        for g in range(G):
+            for m in range(K1):
                 for o in range(O):
-                    row[o] += um * q[m, o]
-                p = p * u
+                    Q[d, g, m, o] = 0
+                for r in range(K1):
+                    c = P[d, g, r, m]
+                    for o in range(O):
+                        Q[d, g, m, o] += c * W[d, g + r, o]
 
 
-@njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
-def layer_backward(x, interior, inv_h, Q, wb, uniform, act, gy, gx, gq_parts, gwb_parts, need_x):
-    """Gradients of sum(gy * layer(x)): gx (N, D) when need_x; per-chunk parts of the
-    coefficient gradient gq_parts (C, D, G, K1, O) and base-weight gradient gwb_parts (C, D, O)."""
+def unfold(P, gQ, gW):
+    """Adjoint of `fold`: gW[d, g + r, o] = sum_m P[d, g, r, m] gQ[d, g, m, o], summed over
+    the chunk axis of gQ (C, D, G, K1, O) in order."""
+    C, D, G, K1, O = gQ.shape
+    for d in prange(D):
+        for j in range(gW.shape[1]):
+            for o in range(O):
+                gW[d, j, o] = 0
+        for g in range(G):
+            for r in range(K1):
+                for m in range(K1):
+                    c = P[d, g, r, m]
+                    for part in range(C):
+                        for o in range(O):
+                            gW[d, g + r, o] += c * gQ[part, d, g, m, o]
+
+
+def layer_forward(x, b, grid, Q, wb, y):
+    """y (N, O) = layer(x (N, D)) with b (N, D) = b(x) the base activation values, Q (D, G, K1, O)
+    the span polynomials, wb (D, O) the base weights and ``grid = (interior (D, G+1),
+    1/widths (D, G), bucket table (D, B+1), buckets per unit (D,), uniform)``.
+
+    Rows are processed in blocks, inputs outermost: consecutive updates then go to different
+    rows of y and overlap in the pipeline instead of waiting on each other."""
+    N, D = x.shape
+    K1, O = Q.shape[2], Q.shape[3]
+    for task in prange((N + ROWS - 1) // ROWS):
+        n0 = task * ROWS
+        R = min(N, n0 + ROWS) - n0
+        span = np.empty((ROWS, D), np.int64)
+        U = np.empty((ROWS, D, K1), y.dtype)
+        _locate_rows(x, n0, R, grid, span, U, U[:0])
+        for i in range(R):
+            for o in range(O):
+                y[n0 + i, o] = 0
+        for d in range(D):
+            for i in range(R):
+                n, s, bd = n0 + i, span[i, d], b[n0 + i, d]
+                if K1 == 4:
+                    u1, u2, u3 = U[i, d, 1], U[i, d, 2], U[i, d, 3]
+                    for o in range(O):
+                        y[n, o] += (
+                            bd * wb[d, o]
+                            + Q[d, s, 0, o]
+                            + u1 * Q[d, s, 1, o]
+                            + u2 * Q[d, s, 2, o]
+                            + u3 * Q[d, s, 3, o]
+                        )
+                else:
+                    for o in range(O):
+                        y[n, o] += bd * wb[d, o]
+                    for m in range(K1):
+                        um = U[i, d, m]
+                        for o in range(O):
+                            y[n, o] += um * Q[d, s, m, o]
+
+
+def layer_backward(x, b, db, grid, Q, wb, gy, gx, gq_parts, gwb_parts, need_x):
+    """Gradients of sum(gy * layer(x)): gx (N, D) when need_x (db (N, D) = b'(x) then); per-chunk
+    parts of the span-polynomial gradient gq_parts (C, D, G, K1, O) and of the base-weight
+    gradient gwb_parts (C, D, O). The parts are overwritten."""
     N, D = x.shape
     G, K1, O = Q.shape[1], Q.shape[2], Q.shape[3]
     C = gq_parts.shape[0]
+    T = gy.dtype.type
     for c in prange(C):
-        gq = gq_parts[c]
-        gwb = gwb_parts[c]
-        for n in range(c * N // C, (c + 1) * N // C):
-            g = gy[n]
-            for d in range(D):
-                xv = x[n, d]
-                s, ih, u, e = _locate(xv, interior, inv_h, d, G, uniform)
-                b = _act(xv, act)
-                q = Q[d, s]
-                gqs = gq[d, s]
-                acc = 0.0 * u
-                for o in range(O):
-                    gqs[0, o] += g[o]
-                    gwb[d, o] += g[o] * b
-                    acc += g[o] * wb[d, o]
-                acc *= _act_slope(xv, act)
-                p = 1.0 + 0.0 * u  # u^(m-1)
-                for m in range(1, K1):
-                    um = p * (u + m * e)  # U_m = u^m + m e u^(m-1), p = u^(m-1)
-                    dum = m * p * ih  # d U_m / dx
-                    dot = 0.0 * u
+        for d in range(D):
+            for o in range(O):
+                gwb_parts[c, d, o] = 0
+            for g in range(G):
+                for m in range(K1):
                     for o in range(O):
-                        gqs[m, o] += g[o] * um
-                        dot += g[o] * q[m, o]
-                    acc += dum * dot
-                    p = p * u
-                if need_x:
-                    gx[n, d] = acc
+                        gq_parts[c, d, g, m, o] = 0
+        span = np.empty((ROWS, D), np.int64)
+        U = np.empty((ROWS, D, K1), gy.dtype)
+        dU = np.empty((ROWS if need_x else 0, D, K1), gy.dtype)
+        end = (c + 1) * N // C
+        for n0 in range(c * N // C, end, ROWS):
+            R = min(end, n0 + ROWS) - n0
+            _locate_rows(x, n0, R, grid, span, U, dU)
+            for d in range(D):
+                for i in range(R):
+                    n, s, bd = n0 + i, span[i, d], b[n0 + i, d]
+                    if K1 == 4:
+                        u1, u2, u3 = U[i, d, 1], U[i, d, 2], U[i, d, 3]
+                        for o in range(O):
+                            go = gy[n, o]
+                            gq_parts[c, d, s, 0, o] += go
+                            gq_parts[c, d, s, 1, o] += go * u1
+                            gq_parts[c, d, s, 2, o] += go * u2
+                            gq_parts[c, d, s, 3, o] += go * u3
+                            gwb_parts[c, d, o] += go * bd
+                        if need_x:
+                            v1, v2, v3, vb = dU[i, d, 1], dU[i, d, 2], dU[i, d, 3], db[n, d]
+                            acc = T(0)
+                            for o in range(O):
+                                acc += gy[n, o] * (
+                                    vb * wb[d, o]
+                                    + v1 * Q[d, s, 1, o]
+                                    + v2 * Q[d, s, 2, o]
+                                    + v3 * Q[d, s, 3, o]
+                                )
+                            gx[n, d] = acc
+                    else:
+                        for o in range(O):
+                            gwb_parts[c, d, o] += gy[n, o] * bd
+                        for m in range(K1):
+                            um = U[i, d, m]
+                            for o in range(O):
+                                gq_parts[c, d, s, m, o] += gy[n, o] * um
+                        if need_x:
+                            vb = db[n, d]
+                            acc = T(0)
+                            for o in range(O):
+                                acc += gy[n, o] * vb * wb[d, o]
+                            for m in range(1, K1):
+                                vm = dU[i, d, m]
+                                for o in range(O):
+                                    acc += gy[n, o] * vm * Q[d, s, m, o]
+                            gx[n, d] = acc
+
+
+def _compiled(func):
+    """(parallel, serial) compilations of a kernel; the serial one for small work, where waking
+    the thread pool costs more than it saves."""
+    serial = types.FunctionType(func.__code__, func.__globals__, func.__name__)
+    serial.__qualname__ = func.__qualname__ + "_serial"  # its own cache file
+    serial.__doc__ = func.__doc__
+    flags = {"cache": True, "fastmath": _FAST}
+    return njit(parallel=True, **flags)(func), njit(**flags)(serial)
+
+
+_FOLD = _compiled(fold)
+_UNFOLD = _compiled(unfold)
+_FORWARD = _compiled(layer_forward)
+_BACKWARD = _compiled(layer_backward)
+
+
+def kernels(work: int):
+    """The (fold, unfold, forward, backward) kernels for a layer call of ``work`` = N*D*O."""
+    i = int(work < SERIAL_WORK)
+    return _FOLD[i], _UNFOLD[i], _FORWARD[i], _BACKWARD[i]
+
+
+def chunks(work: int) -> int:
+    """Gradient buffers the backward uses for this much work (one per thread, or one)."""
+    return 1 if work < SERIAL_WORK else CHUNKS

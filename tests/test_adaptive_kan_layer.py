@@ -99,6 +99,43 @@ def test_fast_forward_and_gradients_match_dense_reference(k, grid, contraction):
     assert_paths_agree(layer, sample_inputs(layer, 50, seed, knots=k > 1), seed)
 
 
+@pytest.mark.parametrize("threads", ["serial", "parallel"])
+@pytest.mark.parametrize("grid", ["uniform", "random"])
+@pytest.mark.parametrize("k", DEGREES)
+def test_fused_kernel_on_wide_layers_matches_dense_reference(k, grid, threads, monkeypatch):
+    """Wide layers (the kernels vectorise over the outputs), through both the serial and the
+    parallel compilation, with a sample count that fills neither the row blocks nor the
+    gradient chunks evenly."""
+    cpu_kernels = pytest.importorskip("cpu_kernels")
+    monkeypatch.setattr(cpu_kernels, "SERIAL_WORK", 10**9 if threads == "serial" else 0)
+    layer = make_layer(3, 11, 7, k, 40 + k, grid)
+    layer.contraction = "fused"
+    assert_paths_agree(layer, sample_inputs(layer, 77, 40 + k, knots=k > 1), 40 + k)
+
+
+def test_fused_kernel_on_knots_crowded_into_one_bucket():
+    """Non-uniform knots where many spans share one bucket of the span table (as repeated
+    error-driven refinement near one point produces) and empty buckets elsewhere."""
+    pytest.importorskip("cpu_kernels")
+    layer = make_layer(2, 9, 6, 3, 5)
+    crowded = torch.cat(
+        [torch.linspace(-1, 0.3, 4), 0.3 + torch.logspace(-6, -1, 30), torch.ones(1)]
+    )
+    layer._set_grid(
+        layer._extend(crowded.double().expand(2, -1).contiguous()),
+        layer.coef.new_zeros(2, 37, 9).normal_(),
+    )
+    layer.contraction = "fused"
+    x = torch.cat(
+        [
+            sample_inputs(layer, 100, 5),
+            0.3 + torch.logspace(-7, -1, 60, dtype=F64)[:, None].expand(60, 2),
+        ]
+    )
+    # spans down to 1e-6 wide scale the slopes' rounding by 1/h: a looser tolerance for them
+    assert_paths_agree(layer, x, 5, tol=1e-8)
+
+
 @pytest.mark.parametrize(("G", "out_dim"), [(3, 4), (12, 2)], ids=["small-grid", "large-grid"])
 def test_automatic_contraction_matches_dense_reference(G, out_dim):
     layer = make_layer(3, out_dim, G, 3, 2, "random")
