@@ -1,26 +1,38 @@
 """Median time of one training step (forward + backward + Adam, float32) per network shape.
 
-    .venv/bin/python benchmarks/bench_speed.py [--repeats 5] [--steps 5] [--threads 2]
+    ./run_benchmarks.sh speed [--repeats 5] [--steps 5] [--threads 2] [--only 0 3] [--no-memory]
 
 Implementations timed side by side, interleaved (each repeat runs every implementation once, so
 machine drift hits all alike):
-- ``ours``: pykan_mit as used for training (fused CPU kernels when numba is installed; the
-  pipeline then runs torch itself single-threaded, as here);
-- ``ours-torch``: the same layer through its torch-only path (the one CUDA uses);
-- peers, when importable (``pip install -r benchmarks/requirements.txt``): efficient-kan
-  (``efficient_kan.KAN``) and pykan (``kan.KAN``). Others can be added to ``PEERS``.
-Prints a markdown table of median ms per step and the ratio ours / peer.
+- ``ours``: pykan_mit as used for training: the fused CPU kernels (numba, on all cores); torch
+  itself runs single-threaded then, as in the training pipeline;
+- ``ours-torch``: the same layers through their torch-only path (the one CUDA uses);
+- the peers from benchmarks/requirements.txt, each with its own defaults, when importable:
+  inkan (``inkan.KANNetwork``, its basis under torch.compile), flashkan (``flashkan.KANNetwork``),
+  efficient-kan (``efficient_kan.KAN``) and pykan (``kan.KAN``).
+Every torch-based implementation runs with ``--threads`` torch threads (default: all cores).
+
+Peak memory per step: each implementation and shape runs again in a fresh process; the figure is
+the rise of the process's peak resident memory over a few steps, beyond what the model and the
+data already hold (so it counts activations saved for backward, scratch and gradients).
+
+Prints a markdown table of median ms per step, the ratios ours / peer, and the memory table.
 """
 
 import argparse
+import json
+import os
+import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from simple_kan import SimpleKAN  # noqa: E402
 
@@ -28,17 +40,33 @@ SHAPES = [  # (layer_dims, batch, grid size)
     ([2, 5, 1], 1000, 10),
     ([8, 32, 32, 1], 4096, 10),
     ([64, 64, 64, 1], 4096, 10),
+    ([8, 32, 1], 4096, 10),
     ([8, 32, 1], 4096, 100),
     ([8, 32, 1], 4096, 400),
 ]
 
 
-def ours(dims, grid, torch_only=False):
+def ours(dims, grid):
+    return SimpleKAN(dims, grid_size=grid)
+
+
+def ours_torch(dims, grid):
     model = SimpleKAN(dims, grid_size=grid)
-    if torch_only:
-        for layer in model.layers:
-            layer.contraction = "dense" if layer.grid_size <= 2 * layer.out_dim else "gather"
+    for layer in model.layers:
+        layer.contraction = "dense" if layer.grid_size <= 2 * layer.out_dim else "gather"
     return model
+
+
+def inkan(dims, grid):
+    from inkan import KANNetwork
+
+    return KANNetwork(dims, grid_size=grid, spline_order=3)
+
+
+def flashkan(dims, grid):
+    from flashkan import KANNetwork
+
+    return KANNetwork(dims, grid_size=grid, spline_order=3)
 
 
 def efficient_kan(dims, grid):
@@ -53,7 +81,19 @@ def pykan(dims, grid):
     return KAN(width=dims, grid=grid, k=3, auto_save=False, seed=0)
 
 
-PEERS = {"efficient-kan": efficient_kan, "pykan": pykan}
+IMPLEMENTATIONS = {
+    "ours": ours,
+    "ours-torch": ours_torch,
+    "inkan": inkan,
+    "flashkan": flashkan,
+    "efficient-kan": efficient_kan,
+    "pykan": pykan,
+}
+
+
+def torch_threads(name: str, threads: int) -> int:
+    """ours runs torch single-threaded beside its multi-threaded kernels (as the pipeline does)."""
+    return 1 if name == "ours" else threads
 
 
 def step_time(model, x, y, opt, steps: int) -> float:
@@ -68,45 +108,94 @@ def step_time(model, x, y, opt, steps: int) -> float:
     return statistics.median(times)
 
 
+def inputs(dims, batch):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, dims[0], generator=gen) * 2 - 1
+    return x, torch.randn(batch, dims[-1], generator=gen)
+
+
+def peak_memory(name: str, shape: int, threads: int) -> float:
+    """Run in this process (a fresh one): MiB by which a few steps raise the peak RSS."""
+    dims, batch, grid = SHAPES[shape]
+    torch.set_num_threads(torch_threads(name, threads))
+    torch.manual_seed(0)
+    model = IMPLEMENTATIONS[name](dims, grid)
+    x, y = inputs(dims, batch)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with torch.no_grad():
+        model(x[:2])  # compile what compiles, on a tiny batch
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step_time(model, x, y, opt, 3)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (after - before) / 1024
+
+
+def memory_table(names, shapes, threads) -> list[str]:
+    lines = ["| shape | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for index in shapes:
+        cells = []
+        for name in names:
+            cmd = [sys.executable, __file__, "--memory-probe", name, str(index)]
+            cmd += ["--threads", str(threads)]
+            run = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+            cells.append(f"{json.loads(run.stdout)['mib']:.0f}" if run.returncode == 0 else "-")
+        dims, batch, grid = SHAPES[index]
+        lines.append(f"| {dims}, {batch}, {grid} | " + " | ".join(cells) + " |")
+        print(lines[-1], flush=True)
+    return lines
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (numba uses all cores)")
-    p.add_argument("--only", nargs="*", help="shape indices to run (0-based)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads of peers")
+    p.add_argument("--only", nargs="*", type=int, help="shape indices to run (0-based)")
+    p.add_argument("--impl", nargs="*", help="implementations to run (default: all importable)")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory table")
+    p.add_argument("--memory-probe", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.memory_probe:
+        name, shape = args.memory_probe
+        print(json.dumps({"mib": peak_memory(name, int(shape), args.threads)}))
+        return
     torch.manual_seed(0)
-    impls = {"ours": ours, "ours-torch": lambda d, g: ours(d, g, torch_only=True)}
-    for name, build in PEERS.items():
+    names = []
+    for name in args.impl or IMPLEMENTATIONS:
         try:
-            build([2, 2, 1], 3)
-            impls[name] = build
+            IMPLEMENTATIONS[name]([2, 2, 1], 3)
+            names.append(name)
         except Exception as exc:  # not installed or incompatible: reported, not fatal
             print(f"# {name}: skipped ({type(exc).__name__}: {str(exc)[:80]})")
-    names = list(impls)
+    shapes = [i for i in range(len(SHAPES)) if not args.only or i in args.only]
+    print(f"# torch {torch.__version__}, {os.cpu_count()} cores, peers at {args.threads} threads")
+    print("\nmedian ms per training step (forward + backward + Adam)\n")
+    peers = [n for n in names if n != "ours"]
     print("| shape (layer_dims, batch, G) | " + " | ".join(names) + " | ours / peer |")
     print("|---" * (len(names) + 2) + "|")
-    for index, (dims, batch, grid) in enumerate(SHAPES):
-        if args.only and str(index) not in args.only:
-            continue
-        x = torch.rand(batch, dims[0]) * 2 - 1
-        y = torch.randn(batch, dims[-1])
+    for index in shapes:
+        dims, batch, grid = SHAPES[index]
+        x, y = inputs(dims, batch)
         runs = {}
         for name in names:
-            model = impls[name](dims, grid)
+            torch.set_num_threads(torch_threads(name, args.threads))
+            torch.manual_seed(0)
+            model = IMPLEMENTATIONS[name](dims, grid)
             runs[name] = (model, torch.optim.Adam(model.parameters(), lr=1e-3), [])
-            step_time(model, x, y, runs[name][1], 2)  # warm-up (kernel compilation, caches)
+            step_time(model, x, y, runs[name][1], 2)  # warm-up (compilation, caches)
         for _ in range(args.repeats):
             for name in names:
+                torch.set_num_threads(torch_threads(name, args.threads))
                 model, opt, times = runs[name]
                 times.append(step_time(model, x, y, opt, args.steps))
         med = {name: 1000 * statistics.median(runs[name][2]) for name in names}
-        ratios = ", ".join(
-            f"{med['ours'] / med[n]:.2f} vs {n}" for n in names if n != "ours" and med[n] > 0
-        )
+        ratios = ", ".join(f"{med['ours'] / med[n]:.2f} vs {n}" for n in peers if med[n] > 0)
         cells = " | ".join(f"{med[n]:.1f}" for n in names)
         print(f"| {dims}, {batch}, {grid} | {cells} | {ratios} |", flush=True)
+        del runs
+    if not args.no_memory:
+        print("\npeak memory per step, MiB (rise of the peak RSS over 3 steps)\n")
+        memory_table(names, shapes, args.threads)
 
 
 if __name__ == "__main__":

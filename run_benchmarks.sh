@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up .venv/ with the project, test and peer requirements, then run a benchmark:
+#   ./run_benchmarks.sh speed [options]   training-step time and memory beside the peers
+#   ./run_benchmarks.sh toys [options]    the KAN paper's toy functions, test RMSE per grid size
+# Pass --help after the name for its options. Results: printed, and under benchmarks/results/.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+case "${1:-}" in
+    speed) script=bench_speed.py ;;
+    toys) script=paper_toys.py ;;
+    *)
+        echo "usage: ./run_benchmarks.sh speed|toys [options]" >&2
+        exit 2
+        ;;
+esac
+shift
+source "$here/venv_setup.sh" requirements.txt requirements-dev.txt benchmarks/requirements.txt >&2
+exec "$PY" "$here/benchmarks/$script" "$@"
