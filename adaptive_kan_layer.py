@@ -145,29 +145,32 @@ class _KANLayerFunction(torch.autograd.Function):
 
 class _FusedCPUFunction(torch.autograd.Function):
     """The layer on the CPU through the fused kernels of cpu_kernels.py (same maths as
-    `_KANLayerFunction`): takes the B-spline coefficients ``W (D, n, O)`` and the span-polynomial
-    table ``P (D, G, K1, K1)``; folding W into span polynomials and back happens in the kernels,
-    so a layer is one node of the autograd graph."""
+    `_KANLayerFunction`), from the raw parameters: coefficients ``coef (D, n, O)``, ``scale`` and
+    ``base_weight (O, D)``, ``mask (O, D)``, and the span-polynomial table ``P (D, G, K1, K1)``.
+    Scaling, masking and folding into span polynomials happen inside, so a layer is one node of
+    the autograd graph."""
 
     @staticmethod
-    def forward(ctx, x, W, w_base, P, grid, act):
-        x, W, w_base = (t.detach().contiguous() for t in (x, W, w_base))
+    def forward(ctx, x, coef, scale, base_weight, mask, P, grid, act):
+        x, coef = x.detach().contiguous(), coef.detach().contiguous()
+        sm = (scale.detach() * mask).T.contiguous()  # (D, O) spline scale of every edge
+        wb = (base_weight.detach() * mask).T.contiguous()  # (D, O) base weight of every edge
         D, G, K1, _ = P.shape
-        O = W.shape[2]
+        O = coef.shape[2]
         work = x.shape[0] * D * O
         fold, _, forward, _ = cpu_kernels.kernels(work)
-        Q = W.new_empty(D, G, K1, O)
-        fold(P.numpy(), W.numpy(), Q.numpy())
+        Q = coef.new_empty(D, G, K1, O)
+        fold(P.numpy(), coef.numpy(), sm.numpy(), Q.numpy())
         b = _base(x, act).contiguous()
         y = x.new_empty(x.shape[0], O)
-        forward(x.numpy(), b.numpy(), grid, Q.numpy(), w_base.numpy(), y.numpy())
-        ctx.save_for_backward(x, b, P, Q, w_base)
-        ctx.grid, ctx.act, ctx.n = grid, act, W.shape[1]
+        forward(x.numpy(), b.numpy(), grid, Q.numpy(), wb.numpy(), y.numpy())
+        ctx.save_for_backward(x, b, coef, sm, wb, mask, P, Q)
+        ctx.grid, ctx.act = grid, act
         return y
 
     @staticmethod
     def backward(ctx, gy):
-        x, b, P, Q, w_base = ctx.saved_tensors
+        x, b, coef, sm, wb, mask, P, Q = ctx.saved_tensors
         need_x = ctx.needs_input_grad[0]
         work = x.shape[0] * Q.shape[0] * Q.shape[3]
         _, unfold, _, backward = cpu_kernels.kernels(work)
@@ -175,23 +178,16 @@ class _FusedCPUFunction(torch.autograd.Function):
         gx = x.new_empty(x.shape if need_x else (1, 1))
         db = _base_slope(x, ctx.act).contiguous() if need_x else b
         gq = Q.new_empty(C, *Q.shape)
-        gwb = w_base.new_empty(C, *w_base.shape)
-        backward(
-            x.numpy(),
-            b.numpy(),
-            db.numpy(),
-            ctx.grid,
-            Q.numpy(),
-            w_base.numpy(),
-            gy.detach().contiguous().numpy(),
-            gx.numpy(),
-            gq.numpy(),
-            gwb.numpy(),
-            need_x,
-        )
-        gW = Q.new_empty(Q.shape[0], ctx.n, Q.shape[3])
-        unfold(P.numpy(), gq.numpy(), gW.numpy())
-        return (gx if need_x else None), gW, gwb.sum(0), None, None, None
+        gwb = wb.new_empty(C, *wb.shape)
+        gy = gy.detach().contiguous()
+        arrays = (x, b, db, Q, wb, gy, gx, gq, gwb)
+        xa, ba, dba, Qa, wba, gya, gxa, gqa, gwba = (t.numpy() for t in arrays)
+        backward(xa, ba, dba, ctx.grid, Qa, wba, gya, gxa, gqa, gwba, need_x)
+        g_coef, g_sm = torch.empty_like(coef), torch.empty_like(sm)
+        unfold(P.numpy(), gqa, coef.numpy(), sm.numpy(), g_coef.numpy(), g_sm.numpy())
+        g_scale = g_sm.T * mask
+        g_base = gwb.sum(0).T * mask
+        return (gx if need_x else None), g_coef, g_scale, g_base, None, None, None, None
 
 
 class AdaptiveKANLayer(nn.Module):
@@ -316,7 +312,6 @@ class AdaptiveKANLayer(nn.Module):
         assert x.dim() == 2 and x.shape[1] == self.in_dim, (
             f"expected (N, {self.in_dim}), got {tuple(x.shape)}"
         )
-        w_base, w_spline = self.effective_weights()
         mode = self.contraction
         if mode == "auto":
             if fused_cpu_kernels() and x.device.type == "cpu":
@@ -326,8 +321,17 @@ class AdaptiveKANLayer(nn.Module):
         if mode == "fused":
             tables = (self._interior, self._inv_h, self._lookup, self._bucket_scale)
             grid = (*(t.numpy() for t in tables), self._uniform)
-            act = self.base_activation
-            return _FusedCPUFunction.apply(x, w_spline, w_base, self._poly, grid, act)
+            return _FusedCPUFunction.apply(
+                x,
+                self.coef,
+                self.spline_scale,
+                self.base_weight,
+                self.mask,
+                self._poly,
+                grid,
+                self.base_activation,
+            )
+        w_base, w_spline = self.effective_weights()
         Q = self.poly_weights(w_spline)  # (in, G, k+1, out)
         return _KANLayerFunction.apply(
             x,

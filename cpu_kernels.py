@@ -84,9 +84,10 @@ def _locate_rows(x, n0, R, grid, span, U, dU):
                 p *= u
 
 
-def fold(P, W, Q):
-    """Q[d, g, m, o] = sum_r P[d, g, r, m] W[d, g + r, o]: B-spline coefficients W (D, n, O) to
-    span polynomials Q (D, G, K1, O), with P (D, G, K1, K1) from `spline.span_polynomials`."""
+def fold(P, W, scale, Q):
+    """Q[d, g, m, o] = scale[d, o] sum_r P[d, g, r, m] W[d, g + r, o]: B-spline coefficients
+    W (D, n, O), scaled per edge, to span polynomials Q (D, G, K1, O); P (D, G, K1, K1) from
+    `spline.span_polynomials`."""
     D, G, K1, O = Q.shape
     for d in prange(D):
         for g in range(G):
@@ -97,11 +98,13 @@ def fold(P, W, Q):
                     c = P[d, g, r, m]
                     for o in range(O):
                         Q[d, g, m, o] += c * W[d, g + r, o]
+                for o in range(O):
+                    Q[d, g, m, o] *= scale[d, o]
 
 
-def unfold(P, gQ, gW):
-    """Adjoint of `fold`: gW[d, g + r, o] = sum_m P[d, g, r, m] gQ[d, g, m, o], summed over
-    the chunk axis of gQ (C, D, G, K1, O) in order."""
+def unfold(P, gQ, W, scale, gW, gscale):
+    """Adjoint of `fold`, with gQ (C, D, G, K1, O) summed over its chunk axis in order:
+    gW (D, n, O) for the coefficients and gscale (D, O) for the per-edge scale."""
     C, D, G, K1, O = gQ.shape
     for d in prange(D):
         for j in range(gW.shape[1]):
@@ -114,6 +117,12 @@ def unfold(P, gQ, gW):
                     for part in range(C):
                         for o in range(O):
                             gW[d, g + r, o] += c * gQ[part, d, g, m, o]
+        for o in range(O):
+            gscale[d, o] = 0
+        for j in range(gW.shape[1]):
+            for o in range(O):
+                gscale[d, o] += gW[d, j, o] * W[d, j, o]
+                gW[d, j, o] *= scale[d, o]
 
 
 def layer_forward(x, b, grid, Q, wb, y):
@@ -131,6 +140,21 @@ def layer_forward(x, b, grid, Q, wb, y):
         span = np.empty((ROWS, D), np.int64)
         U = np.empty((ROWS, D, K1), y.dtype)
         _locate_rows(x, n0, R, grid, span, U, U[:0])
+        if O == 1 and K1 == 4:  # one output: a register sum over the inputs per sample
+            for i in range(R):
+                n = n0 + i
+                acc = y.dtype.type(0)
+                for d in range(D):
+                    s = span[i, d]
+                    acc += (
+                        b[n, d] * wb[d, 0]
+                        + Q[d, s, 0, 0]
+                        + U[i, d, 1] * Q[d, s, 1, 0]
+                        + U[i, d, 2] * Q[d, s, 2, 0]
+                        + U[i, d, 3] * Q[d, s, 3, 0]
+                    )
+                y[n, 0] = acc
+            continue
         for i in range(R):
             for o in range(O):
                 y[n0 + i, o] = 0
@@ -179,29 +203,54 @@ def layer_backward(x, b, db, grid, Q, wb, gy, gx, gq_parts, gwb_parts, need_x):
         for n0 in range(c * N // C, end, ROWS):
             R = min(end, n0 + ROWS) - n0
             _locate_rows(x, n0, R, grid, span, U, dU)
+            if O == 1 and K1 == 4:  # one output: scalar code, no loop over the outputs
+                for d in range(D):
+                    for i in range(R):
+                        n, s = n0 + i, span[i, d]
+                        go = gy[n, 0]
+                        gq_parts[c, d, s, 0, 0] += go
+                        gq_parts[c, d, s, 1, 0] += go * U[i, d, 1]
+                        gq_parts[c, d, s, 2, 0] += go * U[i, d, 2]
+                        gq_parts[c, d, s, 3, 0] += go * U[i, d, 3]
+                        gwb_parts[c, d, 0] += go * b[n, d]
+                        if need_x:
+                            gx[n, d] = go * (
+                                db[n, d] * wb[d, 0]
+                                + dU[i, d, 1] * Q[d, s, 1, 0]
+                                + dU[i, d, 2] * Q[d, s, 2, 0]
+                                + dU[i, d, 3] * Q[d, s, 3, 0]
+                            )
+                continue
             for d in range(D):
                 for i in range(R):
                     n, s, bd = n0 + i, span[i, d], b[n0 + i, d]
                     if K1 == 4:
                         u1, u2, u3 = U[i, d, 1], U[i, d, 2], U[i, d, 3]
-                        for o in range(O):
-                            go = gy[n, o]
-                            gq_parts[c, d, s, 0, o] += go
-                            gq_parts[c, d, s, 1, o] += go * u1
-                            gq_parts[c, d, s, 2, o] += go * u2
-                            gq_parts[c, d, s, 3, o] += go * u3
-                            gwb_parts[c, d, o] += go * bd
                         if need_x:
                             v1, v2, v3, vb = dU[i, d, 1], dU[i, d, 2], dU[i, d, 3], db[n, d]
                             acc = T(0)
                             for o in range(O):
-                                acc += gy[n, o] * (
+                                go = gy[n, o]
+                                gq_parts[c, d, s, 0, o] += go
+                                gq_parts[c, d, s, 1, o] += go * u1
+                                gq_parts[c, d, s, 2, o] += go * u2
+                                gq_parts[c, d, s, 3, o] += go * u3
+                                gwb_parts[c, d, o] += go * bd
+                                acc += go * (
                                     vb * wb[d, o]
                                     + v1 * Q[d, s, 1, o]
                                     + v2 * Q[d, s, 2, o]
                                     + v3 * Q[d, s, 3, o]
                                 )
                             gx[n, d] = acc
+                        else:
+                            for o in range(O):
+                                go = gy[n, o]
+                                gq_parts[c, d, s, 0, o] += go
+                                gq_parts[c, d, s, 1, o] += go * u1
+                                gq_parts[c, d, s, 2, o] += go * u2
+                                gq_parts[c, d, s, 3, o] += go * u3
+                                gwb_parts[c, d, o] += go * bd
                     else:
                         for o in range(O):
                             gwb_parts[c, d, o] += gy[n, o] * bd

@@ -38,8 +38,10 @@ def max_change(after, before):
 
 
 # ---------------------------------------------------------------------- gradients
-@pytest.mark.parametrize("contraction", ["dense", "gather"])
+@pytest.mark.parametrize("contraction", ["fused", "dense", "gather"])
 def test_gradcheck_wrt_inputs_and_parameters(contraction):
+    if contraction == "fused":
+        pytest.importorskip("cpu_kernels")
     model = make_model([2, 2, 1], G=3, seed=2)
     for layer in model.layers:
         layer.contraction = contraction
