@@ -178,15 +178,14 @@ class _FusedCPUFunction(torch.autograd.Function):
         gx = x.new_empty(x.shape if need_x else (1, 1))
         db = _base_slope(x, ctx.act).contiguous() if need_x else b
         gq = Q.new_empty(C, *Q.shape)
-        gwb = wb.new_empty(C, *wb.shape)
         gy = gy.detach().contiguous()
-        arrays = (x, b, db, Q, wb, gy, gx, gq, gwb)
-        xa, ba, dba, Qa, wba, gya, gxa, gqa, gwba = (t.numpy() for t in arrays)
-        backward(xa, ba, dba, ctx.grid, Qa, wba, gya, gxa, gqa, gwba, need_x)
+        arrays = (x, db, Q, wb, gy, gx, gq)
+        xa, dba, Qa, wba, gya, gxa, gqa = (t.numpy() for t in arrays)
+        backward(xa, dba, ctx.grid, Qa, wba, gya, gxa, gqa, need_x)
         g_coef, g_sm = torch.empty_like(coef), torch.empty_like(sm)
         unfold(P.numpy(), gqa, coef.numpy(), sm.numpy(), g_coef.numpy(), g_sm.numpy())
         g_scale = g_sm.T * mask
-        g_base = gwb.sum(0).T * mask
+        g_base = (gy.T @ b) * mask
         return (gx if need_x else None), g_coef, g_scale, g_base, None, None, None, None
 
 

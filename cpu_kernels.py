@@ -2,19 +2,22 @@
 
 The layer's splines are in piecewise-polynomial form: on span g of input d the spline of edge
 (d → o) is ``sum_m Q[d, g, m, o] u^m`` with ``u = (x - t_g) / h_g`` (`fold` builds Q from the
-B-spline coefficients, `unfold` is its adjoint); outside the base interval it continues linearly.
-Per sample row the kernels first locate every input (span, powers of u: closed form on uniform
-knots, a branch-free binary search otherwise), then contract: for wide layers a SIMD loop over
-the outputs (contiguous in Q, the base weights and y), for narrow ones a loop over the inputs.
-No intermediate tensor is materialised, so the cost is O(N·D·O·(k+1)) whatever the grid size.
+B-spline coefficients and the per-edge scale, `unfold` is its adjoint); outside the base interval
+the spline continues linearly. For a block of sample rows the kernels first locate every input
+(span and powers of u: closed form on uniform knots, a bucket table and at most a short
+branch-free search otherwise), then contract input by input: a SIMD loop over the outputs
+(contiguous in Q, the base weights and y), consecutive rows independent of each other; a layer
+with one output sums over its inputs in a register instead. No intermediate tensor is
+materialised, so the cost is O(N·D·O·(k+1)) whatever the grid size.
 
 Everything runs in the arrays' own precision (float32 stays float32: constants are cast, never
 promoted). The base activation values b(x) and slopes b'(x) come in as arrays (computed by torch,
 vectorised), so the kernels hold no transcendental calls.
 
-The backward accumulates the coefficient and base-weight gradients in one buffer per chunk of
-samples; the number of chunks is fixed per machine (`CHUNKS`) and the parts are summed in order,
-so results are deterministic.
+The backward accumulates the span-polynomial gradient in one buffer per chunk of samples; the
+number of chunks is fixed per machine (`CHUNKS`, or one for small work) and the parts are summed
+in order, so results are deterministic. Each kernel is compiled twice, parallel and serial; the
+serial one serves work too small to pay for waking the thread pool.
 """
 
 import os
@@ -62,13 +65,18 @@ def _locate_rows(x, n0, R, grid, span, U, dU):
                 u = t - f
             else:  # bucket j holds spans lookup[d, j] .. lookup[d, j+1]: search only those
                 j = min(int((xc - lo) * bucket_scale[d]), B - 1)
-                s = lookup[d, j]
-                s -= (s > 0) * (interior[d, s] > xc)  # rounding may put xc just below a knot
-                width = min(lookup[d, j + 1] + 1, G - 1) - s + 1
-                while width > 1:  # largest s in range with interior[d, s] <= xc, branch-free
-                    half = width >> 1
-                    s += half * (interior[d, s + half] <= xc)
-                    width -= half
+                s, last = lookup[d, j], lookup[d, j + 1]
+                if last - s <= 1:  # the usual case: at most one knot inside the bucket
+                    s += (last - s) * (interior[d, last] <= xc)
+                else:  # crowded bucket: branch-free binary search over its spans
+                    width = last - s + 1
+                    while width > 1:
+                        half = width >> 1
+                        s += half * (interior[d, s + half] <= xc)
+                        width -= half
+                # rounding of the bucket index can land one bucket off: one step either way
+                s -= (s > 0) * (interior[d, s] > xc)
+                s += (s < G - 1) * (interior[d, s + 1] <= xc)
                 ih = inv_h[d, s]
                 u = (xc - interior[d, s]) * ih
             e = (xv - xc) * ih
@@ -180,18 +188,17 @@ def layer_forward(x, b, grid, Q, wb, y):
                             y[n, o] += um * Q[d, s, m, o]
 
 
-def layer_backward(x, b, db, grid, Q, wb, gy, gx, gq_parts, gwb_parts, need_x):
-    """Gradients of sum(gy * layer(x)): gx (N, D) when need_x (db (N, D) = b'(x) then); per-chunk
-    parts of the span-polynomial gradient gq_parts (C, D, G, K1, O) and of the base-weight
-    gradient gwb_parts (C, D, O). The parts are overwritten."""
+def layer_backward(x, db, grid, Q, wb, gy, gx, gq_parts, need_x):
+    """Gradients of sum(gy * layer(x)): gx (N, D) when need_x (db (N, D) = b'(x) then) and the
+    per-chunk parts of the span-polynomial gradient gq_parts (C, D, G, K1, O), overwritten.
+    (The base weights' gradient b(x)^T gy is one matrix product, left to the caller: summed
+    here it would chain every sample's update on the same memory.)"""
     N, D = x.shape
     G, K1, O = Q.shape[1], Q.shape[2], Q.shape[3]
     C = gq_parts.shape[0]
     T = gy.dtype.type
     for c in prange(C):
         for d in range(D):
-            for o in range(O):
-                gwb_parts[c, d, o] = 0
             for g in range(G):
                 for m in range(K1):
                     for o in range(O):
@@ -212,7 +219,6 @@ def layer_backward(x, b, db, grid, Q, wb, gy, gx, gq_parts, gwb_parts, need_x):
                         gq_parts[c, d, s, 1, 0] += go * U[i, d, 1]
                         gq_parts[c, d, s, 2, 0] += go * U[i, d, 2]
                         gq_parts[c, d, s, 3, 0] += go * U[i, d, 3]
-                        gwb_parts[c, d, 0] += go * b[n, d]
                         if need_x:
                             gx[n, d] = go * (
                                 db[n, d] * wb[d, 0]
@@ -223,7 +229,7 @@ def layer_backward(x, b, db, grid, Q, wb, gy, gx, gq_parts, gwb_parts, need_x):
                 continue
             for d in range(D):
                 for i in range(R):
-                    n, s, bd = n0 + i, span[i, d], b[n0 + i, d]
+                    n, s = n0 + i, span[i, d]
                     if K1 == 4:
                         u1, u2, u3 = U[i, d, 1], U[i, d, 2], U[i, d, 3]
                         if need_x:
@@ -235,7 +241,6 @@ def layer_backward(x, b, db, grid, Q, wb, gy, gx, gq_parts, gwb_parts, need_x):
                                 gq_parts[c, d, s, 1, o] += go * u1
                                 gq_parts[c, d, s, 2, o] += go * u2
                                 gq_parts[c, d, s, 3, o] += go * u3
-                                gwb_parts[c, d, o] += go * bd
                                 acc += go * (
                                     vb * wb[d, o]
                                     + v1 * Q[d, s, 1, o]
@@ -250,10 +255,7 @@ def layer_backward(x, b, db, grid, Q, wb, gy, gx, gq_parts, gwb_parts, need_x):
                                 gq_parts[c, d, s, 1, o] += go * u1
                                 gq_parts[c, d, s, 2, o] += go * u2
                                 gq_parts[c, d, s, 3, o] += go * u3
-                                gwb_parts[c, d, o] += go * bd
                     else:
-                        for o in range(O):
-                            gwb_parts[c, d, o] += gy[n, o] * bd
                         for m in range(K1):
                             um = U[i, d, m]
                             for o in range(O):
