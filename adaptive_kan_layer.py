@@ -153,39 +153,49 @@ class _FusedCPUFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, coef, scale, base_weight, mask, P, grid, act):
         x, coef = x.detach().contiguous(), coef.detach().contiguous()
-        sm = (scale.detach() * mask).T.contiguous()  # (D, O) spline scale of every edge
-        wb = (base_weight.detach() * mask).T.contiguous()  # (D, O) base weight of every edge
+        scale, base_weight = scale.detach().contiguous(), base_weight.detach().contiguous()
+        mask = mask.contiguous()
         D, G, K1, _ = P.shape
         O = coef.shape[2]
         work = x.shape[0] * D * O
         fold, _, forward, _ = cpu_kernels.kernels(work)
         Q = coef.new_empty(D, G, K1, O)
-        fold(P.numpy(), coef.numpy(), sm.numpy(), Q.numpy())
-        b = _base(x, act).contiguous()
+        wb = coef.new_empty(D, O)  # base weights, masked, (D, O)
+        fold(
+            P.numpy(),
+            coef.numpy(),
+            scale.numpy(),
+            base_weight.numpy(),
+            mask.numpy(),
+            Q.numpy(),
+            wb.numpy(),
+        )
+        b = _base(x, act)
         y = x.new_empty(x.shape[0], O)
         forward(x.numpy(), b.numpy(), grid, Q.numpy(), wb.numpy(), y.numpy())
-        ctx.save_for_backward(x, b, coef, sm, wb, mask, P, Q)
+        ctx.save_for_backward(x, b, coef, scale, wb, mask, P, Q)
         ctx.grid, ctx.act = grid, act
         return y
 
     @staticmethod
     def backward(ctx, gy):
-        x, b, coef, sm, wb, mask, P, Q = ctx.saved_tensors
+        x, b, coef, scale, wb, mask, P, Q = ctx.saved_tensors
         need_x = ctx.needs_input_grad[0]
         work = x.shape[0] * Q.shape[0] * Q.shape[3]
         _, unfold, _, backward = cpu_kernels.kernels(work)
         C = cpu_kernels.chunks(work)
         gx = x.new_empty(x.shape if need_x else (1, 1))
-        db = _base_slope(x, ctx.act).contiguous() if need_x else b
+        db = _base_slope(x, ctx.act) if need_x else b
         gq = Q.new_empty(C, *Q.shape)
         gy = gy.detach().contiguous()
         arrays = (x, db, Q, wb, gy, gx, gq)
         xa, dba, Qa, wba, gya, gxa, gqa = (t.numpy() for t in arrays)
         backward(xa, dba, ctx.grid, Qa, wba, gya, gxa, gqa, need_x)
-        g_coef, g_sm = torch.empty_like(coef), torch.empty_like(sm)
-        unfold(P.numpy(), gqa, coef.numpy(), sm.numpy(), g_coef.numpy(), g_sm.numpy())
-        g_scale = g_sm.T * mask
-        g_base = (gy.T @ b) * mask
+        g_coef, g_scale = torch.empty_like(coef), torch.empty_like(scale)
+        arrays = (P, coef, scale, mask, g_coef, g_scale)
+        Pa, coefa, scalea, maska, g_coefa, g_scalea = (t.numpy() for t in arrays)
+        unfold(Pa, gqa, coefa, scalea, maska, g_coefa, g_scalea)
+        g_base = (gy.T @ b).mul_(mask)
         return (gx if need_x else None), g_coef, g_scale, g_base, None, None, None, None
 
 
@@ -270,6 +280,7 @@ class AdaptiveKANLayer(nn.Module):
         eps = torch.finfo(h.dtype).eps
         tol = torch.minimum(64 * eps * g.abs().amax(dim=1), 1e-3 * h.abs().amin(dim=1))
         self._uniform = bool((spread <= tol).all())
+        self._grid_views = (None,)  # numpy views for the fused kernels, made on first use
         # Otherwise the fused kernels find the span through a bucket table: bucket j of
         # LOOKUP_BUCKETS*G equal parts of the base interval starts in span lookup[:, j].
         B = LOOKUP_BUCKETS * self.grid_size
@@ -278,6 +289,14 @@ class AdaptiveKANLayer(nn.Module):
         span = torch.searchsorted(g, edges.contiguous(), right=True) - 1
         self.register_buffer("_lookup", span.clamp_(0, self.grid_size - 1), persistent=False)
         self.register_buffer("_bucket_scale", (B / (hi - lo)).reshape(-1), persistent=False)
+
+    def _kernel_grid(self) -> tuple:
+        """The grid tables as the fused kernels take them (numpy views, made once per grid)."""
+        tables = (self._interior, self._inv_h, self._lookup, self._bucket_scale)
+        key = tuple((t.data_ptr(), t.dtype) for t in tables)
+        if getattr(self, "_grid_views", (None,))[0] != key:
+            self._grid_views = (key, (*(t.numpy() for t in tables), self._uniform))
+        return self._grid_views[1]
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # A saved layer may have been refined: adopt its shapes before copying the values.
@@ -318,8 +337,7 @@ class AdaptiveKANLayer(nn.Module):
             else:
                 mode = "dense" if self.grid_size <= 2 * self.out_dim else "gather"
         if mode == "fused":
-            tables = (self._interior, self._inv_h, self._lookup, self._bucket_scale)
-            grid = (*(t.numpy() for t in tables), self._uniform)
+            grid = self._kernel_grid()
             return _FusedCPUFunction.apply(
                 x,
                 self.coef,

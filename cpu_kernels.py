@@ -92,14 +92,24 @@ def _locate_rows(x, n0, R, grid, span, U, dU):
                 p *= u
 
 
-def fold(P, W, scale, Q):
-    """Q[d, g, m, o] = scale[d, o] sum_r P[d, g, r, m] W[d, g + r, o]: B-spline coefficients
-    W (D, n, O), scaled per edge, to span polynomials Q (D, G, K1, O); P (D, G, K1, K1) from
-    `spline.span_polynomials`."""
+def fold(P, W, scale, base_weight, mask, Q, wb):
+    """Q[d, g, m, o] = scale[o, d] mask[o, d] sum_r P[d, g, r, m] W[d, g + r, o]: B-spline
+    coefficients W (D, n, O), scaled per edge, to span polynomials Q (D, G, K1, O), with
+    P (D, G, K1, K1) from `spline.span_polynomials`; and wb[d, o] = base_weight[o, d] mask[o, d],
+    the base weights as the kernels read them."""
     D, G, K1, O = Q.shape
     for d in prange(D):
+        for o in range(O):
+            wb[d, o] = base_weight[o, d] * mask[o, d]
         for g in range(G):
             for m in range(K1):
+                if O < 8:  # narrow: sum over r in a register
+                    for o in range(O):
+                        acc = Q.dtype.type(0)
+                        for r in range(K1):
+                            acc += P[d, g, r, m] * W[d, g + r, o]
+                        Q[d, g, m, o] = acc * scale[o, d] * mask[o, d]
+                    continue
                 for o in range(O):
                     Q[d, g, m, o] = 0
                 for r in range(K1):
@@ -107,15 +117,16 @@ def fold(P, W, scale, Q):
                     for o in range(O):
                         Q[d, g, m, o] += c * W[d, g + r, o]
                 for o in range(O):
-                    Q[d, g, m, o] *= scale[d, o]
+                    Q[d, g, m, o] *= scale[o, d] * mask[o, d]
 
 
-def unfold(P, gQ, W, scale, gW, gscale):
+def unfold(P, gQ, W, scale, mask, gW, gscale):
     """Adjoint of `fold`, with gQ (C, D, G, K1, O) summed over its chunk axis in order:
-    gW (D, n, O) for the coefficients and gscale (D, O) for the per-edge scale."""
+    gW (D, n, O) for the coefficients and gscale (O, D) for the per-edge scale."""
     C, D, G, K1, O = gQ.shape
+    n = gW.shape[1]
     for d in prange(D):
-        for j in range(gW.shape[1]):
+        for j in range(n):
             for o in range(O):
                 gW[d, j, o] = 0
         for g in range(G):
@@ -126,11 +137,13 @@ def unfold(P, gQ, W, scale, gW, gscale):
                         for o in range(O):
                             gW[d, g + r, o] += c * gQ[part, d, g, m, o]
         for o in range(O):
-            gscale[d, o] = 0
-        for j in range(gW.shape[1]):
+            acc = gW.dtype.type(0)
+            for j in range(n):
+                acc += gW[d, j, o] * W[d, j, o]
+            gscale[o, d] = acc * mask[o, d]
+        for j in range(n):
             for o in range(O):
-                gscale[d, o] += gW[d, j, o] * W[d, j, o]
-                gW[d, j, o] *= scale[d, o]
+                gW[d, j, o] *= scale[o, d] * mask[o, d]
 
 
 def layer_forward(x, b, grid, Q, wb, y):
