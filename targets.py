@@ -60,6 +60,9 @@ _BINARY_OPS = {
     ast.Div: torch.div,
     ast.Pow: torch.pow,
 }
+# Left-associative operators of one precedence level, compiled as one flat chain.
+_SAME_LEVEL = {ast.Add: (ast.Add, ast.Sub), ast.Sub: (ast.Add, ast.Sub)}
+_SAME_LEVEL |= {ast.Mult: (ast.Mult, ast.Div), ast.Div: (ast.Mult, ast.Div)}
 # Friendly names for the syntax that is refused, to say what was found.
 _REFUSED_OPS = {ast.FloorDiv: "//", ast.Mod: "%", ast.MatMult: "@", ast.BitOr: "|", ast.BitAnd: "&"}
 _REFUSED_OPS |= {ast.LShift: "<<", ast.RShift: ">>", ast.Invert: "~", ast.Not: "not"}
@@ -141,13 +144,30 @@ class _Compiler:
                 return operand
             return lambda x: torch.neg(operand(x))
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY_OPS:
-            op = _BINARY_OPS[type(node.op)]
-            left = self.compile(node.left, depth + 1)
-            right = self.compile(node.right, depth + 1)
-            return lambda x: op(left(x), right(x))
+            return self.binary(node, depth)
         if isinstance(node, ast.Call):
             return self.call(node, depth)
         raise self.refuse(node)
+
+    def binary(self, node: ast.BinOp, depth: int) -> _Node:
+        """A chain of operators of one precedence level (``a + b - c + ...``, ``a * b / c``) is
+        one level of nesting, folded left to right in a loop: a sum of a hundred terms is as
+        flat as it reads, not a hundred nested operations."""
+        level = _SAME_LEVEL.get(type(node.op), (type(node.op),))
+        terms = []
+        while isinstance(node, ast.BinOp) and type(node.op) in level:
+            terms.append((_BINARY_OPS[type(node.op)], self.compile(node.right, depth + 1)))
+            node = node.left
+        first = self.compile(node, depth + 1)
+        terms.reverse()
+
+        def fold(x: torch.Tensor) -> torch.Tensor:
+            value = first(x)
+            for op, term in terms:
+                value = op(value, term(x))
+            return value
+
+        return fold
 
     def refuse(self, node: ast.AST) -> DataError:
         op = getattr(node, "op", None)
