@@ -110,12 +110,35 @@ class SimpleKAN(nn.Module):
 
     # ------------------------------------------------------------------ grids
     @torch.no_grad()
-    def update_grid_range(self, x: torch.Tensor, grid_eps: float = 1.0) -> None:
+    def update_grid_range(
+        self, x: torch.Tensor, grid_eps: float = 1.0, margin: float = 0.0
+    ) -> bool:
         """Move every layer's grid to the range of the values reaching it (layer by layer, so
-        each layer sees the inputs produced by the already updated layers before it)."""
-        for layer in self.layers:
-            layer.update_grid_range(x, grid_eps)
+        each layer sees the inputs produced by the already updated layers before it).
+
+        ``margin``: hidden layers' grids reach this fraction of their inputs' range beyond it
+        on each side. Unseen inputs give hidden values a little outside the range the training
+        samples reach, and there a spline only continues linearly (e.g. x1*x2 through
+        (x1+x2)^2 - (x1-x2)^2: the corners of the square are rare). The padded ends enter the
+        layer's refit as two more samples, valued by the current spline. The first layer sees
+        the data themselves.
+        A uniform update (``grid_eps`` 1) of a layer whose inputs already span exactly its base
+        interval would refit its splines onto the very same knots, adding only rounding: that
+        layer is left alone (the first layer on a fixed data set, after the first update).
+        Returns whether any grid moved.
+        """
+        moved = False
+        for index, layer in enumerate(self.layers):
+            span = x
+            if index > 0 and margin > 0:
+                lo, hi = x.min(dim=0).values, x.max(dim=0).values
+                pad = margin * (hi - lo)
+                span = torch.cat([x, (lo - pad)[None], (hi + pad)[None]])
+            if grid_eps < 1.0 or not _spans_exactly(layer, span):
+                layer.update_grid_range(span, grid_eps)
+                moved = True
             x = layer(x)
+        return moved
 
     def refine(
         self,
@@ -271,6 +294,14 @@ class SimpleKAN(nn.Module):
         )
         model.load_state_dict(state)
         return model
+
+
+def _spans_exactly(layer: AdaptiveKANLayer, x: torch.Tensor) -> bool:
+    """Whether the inputs ``x (N, in)`` span the layer's base interval, up to rounding."""
+    seen = torch.stack([x.min(dim=0).values, x.max(dim=0).values], dim=1)  # (in, 2)
+    grid = layer.grid_range()
+    tol = 16 * torch.finfo(grid.dtype).eps * (grid[:, 1] - grid[:, 0]).abs()[:, None]
+    return bool(((seen - grid).abs() <= tol).all())
 
 
 def resolve_device(name: str) -> torch.device:

@@ -23,6 +23,7 @@ from targets import Data
 
 CHECK_EVERY = 10  # steps between host syncs for the plateau, NaN and early-stopping checks
 MAX_GRID_SAMPLES = 20000  # samples used for grid updates and refinements (a random subset)
+HIDDEN_GRID_MARGIN = 0.05  # hidden grids reach this share of their data range beyond it
 
 
 @dataclass
@@ -193,12 +194,13 @@ def train(
             gstep = first_step + step
             # 1. grid range follows the data early in training
             if range_every and step % range_every == 0 and step < cfg["grid_range_update_until"]:
-                model.update_grid_range(_subset(x, y, generator)[0], cfg["grid_eps"])
-                phase_best, pending = (math.inf, 0, None), None
-                if cfg["optimizer"] == "lbfgs":
-                    opt = make_optimizer(cfg, model.parameters())
-                if step > 0:
-                    events.append({"step": gstep, "kind": "grid_range"})
+                xs = _subset(x, y, generator)[0]
+                if model.update_grid_range(xs, cfg["grid_eps"], HIDDEN_GRID_MARGIN):
+                    phase_best, pending = (math.inf, 0, None), None
+                    if cfg["optimizer"] == "lbfgs":  # its curvature pairs belong to the old grid
+                        opt = make_optimizer(cfg, model.parameters())
+                    if step > 0:
+                        events.append({"step": gstep, "kind": "grid_range"})
             # 2. refinement
             due = False
             if strategy == "fixed":
@@ -348,17 +350,33 @@ def _restore_adam_moments(opt, model: SimpleKAN, moments, carried) -> None:
 
 
 def _lbfgs_step(opt, loss_fn, xb, yb) -> torch.Tensor:
-    """One LBFGS step; returns the loss before it (from the first closure call, no extra pass)."""
+    """One LBFGS step; returns the loss before it (from the first closure call, no extra pass).
+
+    LBFGS minimises the objective divided by its value at the optimizer's first evaluation.
+    torch's LBFGS stores a curvature pair only when y·s > 1e-10, an absolute threshold: near a
+    mean squared error of 1e-9 (RMSE 3e-5) no pair passes, so an optimizer started there (one
+    per grid change) never builds its memory and crawls like gradient descent with a line
+    search, and the fit stalls far above what the grid resolves (pykan's own copy of LBFGS
+    makes the threshold a parameter, tolerance_ys, set to 1e-32). Divided by the starting loss
+    the test is relative. The scale is fixed per optimizer (kept in its param group), so its
+    curvature pairs share one unit.
+    """
+    group = opt.param_groups[0]
+    params = group["params"]
     first = []
 
     def closure():
-        opt.zero_grad(set_to_none=True)
+        for p in params:  # opt.zero_grad's profiling wrappers cost more than the tiny layers here
+            p.grad = None
         mse, reg = loss_fn(xb, yb)
         total = mse if reg is None else mse + reg
-        total.backward()
+        if "loss_scale" not in group:
+            group["loss_scale"] = 1.0 / max(float(total.detach()), torch.finfo(total.dtype).tiny)
+        scaled = total * group["loss_scale"]
+        scaled.backward()
         if not first:
             first.append(mse.detach())
-        return total
+        return scaled
 
     opt.step(closure)
     return first[0]
