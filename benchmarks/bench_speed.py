@@ -12,17 +12,18 @@ machine drift hits all alike):
   efficient-kan (``efficient_kan.KAN``) and pykan (``kan.KAN``).
 Every torch-based implementation runs with ``--threads`` torch threads (default: all cores).
 
-Peak memory per step: each implementation and shape runs again in a fresh process; the figure is
-the rise of the process's peak resident memory over a few steps, beyond what the model and the
-data already hold (so it counts activations saved for backward, scratch and gradients).
+Peak memory per step (Linux): each implementation and shape runs again in a fresh process; after
+a warm-up step the kernel's peak-RSS counter is reset, and the figure is how far three steps
+raise the peak above the resident set before them (activations saved for backward, scratch,
+gradients: what a step needs beyond the model, the data and the optimizer state).
 
 Prints a markdown table of median ms per step, the ratios ours / peer, and the memory table.
 """
 
 import argparse
+import gc
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -114,24 +115,33 @@ def inputs(dims, batch):
     return x, torch.randn(batch, dims[-1], generator=gen)
 
 
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 def peak_memory(name: str, shape: int, threads: int) -> float:
-    """Run in this process (a fresh one): MiB by which a few steps raise the peak RSS."""
+    """Run in this process (a fresh one): MiB by which three steps raise the peak resident set
+    above the resident set before them (after a warm-up step; Linux's peak counter is reset)."""
     dims, batch, grid = SHAPES[shape]
     torch.set_num_threads(torch_threads(name, threads))
     torch.manual_seed(0)
-    model = IMPLEMENTATIONS[name](dims, grid)
+    model = IMPLEMENTATIONS[name](list(dims), grid)  # (pykan rewrites the list it is given)
     x, y = inputs(dims, batch)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    with torch.no_grad():
-        model(x[:2])  # compile what compiles, on a tiny batch
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step_time(model, x, y, opt, 1)  # compile and allocate what is kept between steps
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
+    before = _status_kib("VmRSS")
     step_time(model, x, y, opt, 3)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (after - before) / 1024
+    return max(0, _status_kib("VmHWM") - before) / 1024
 
 
 def memory_table(names, shapes, threads) -> list[str]:
     lines = ["| shape | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    print("\n".join(lines), flush=True)
     for index in shapes:
         cells = []
         for name in names:
@@ -153,6 +163,7 @@ def main() -> None:
     p.add_argument("--only", nargs="*", type=int, help="shape indices to run (0-based)")
     p.add_argument("--impl", nargs="*", help="implementations to run (default: all importable)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory table")
+    p.add_argument("--memory-only", action="store_true", help="only the peak-memory table")
     p.add_argument("--memory-probe", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.memory_probe:
@@ -169,6 +180,10 @@ def main() -> None:
             print(f"# {name}: skipped ({type(exc).__name__}: {str(exc)[:80]})")
     shapes = [i for i in range(len(SHAPES)) if not args.only or i in args.only]
     print(f"# torch {torch.__version__}, {os.cpu_count()} cores, peers at {args.threads} threads")
+    if args.memory_only:
+        print("\npeak memory per step, MiB (rise of the peak RSS during 3 steps)\n")
+        memory_table(names, shapes, args.threads)
+        return
     print("\nmedian ms per training step (forward + backward + Adam)\n")
     peers = [n for n in names if n != "ours"]
     print("| shape (layer_dims, batch, G) | " + " | ".join(names) + " | ours / peer |")
@@ -180,7 +195,7 @@ def main() -> None:
         for name in names:
             torch.set_num_threads(torch_threads(name, args.threads))
             torch.manual_seed(0)
-            model = IMPLEMENTATIONS[name](dims, grid)
+            model = IMPLEMENTATIONS[name](list(dims), grid)  # (pykan rewrites the list)
             runs[name] = (model, torch.optim.Adam(model.parameters(), lr=1e-3), [])
             step_time(model, x, y, runs[name][1], 2)  # warm-up (compilation, caches)
         for _ in range(args.repeats):
@@ -194,7 +209,7 @@ def main() -> None:
         print(f"| {dims}, {batch}, {grid} | {cells} | {ratios} |", flush=True)
         del runs
     if not args.no_memory:
-        print("\npeak memory per step, MiB (rise of the peak RSS over 3 steps)\n")
+        print("\npeak memory per step, MiB (rise of the peak RSS during 3 steps)\n")
         memory_table(names, shapes, args.threads)
 
 
