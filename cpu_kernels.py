@@ -245,29 +245,23 @@ def layer_backward(x, db, grid, Q, wb, gy, gx, gq_parts, need_x):
                     n, s = n0 + i, span[i, d]
                     if K1 == 4:
                         u1, u2, u3 = U[i, d, 1], U[i, d, 2], U[i, d, 3]
+                        for o in range(O):
+                            go = gy[n, o]
+                            gq_parts[c, d, s, 0, o] += go
+                            gq_parts[c, d, s, 1, o] += go * u1
+                            gq_parts[c, d, s, 2, o] += go * u2
+                            gq_parts[c, d, s, 3, o] += go * u3
                         if need_x:
                             v1, v2, v3, vb = dU[i, d, 1], dU[i, d, 2], dU[i, d, 3], db[n, d]
                             acc = T(0)
                             for o in range(O):
-                                go = gy[n, o]
-                                gq_parts[c, d, s, 0, o] += go
-                                gq_parts[c, d, s, 1, o] += go * u1
-                                gq_parts[c, d, s, 2, o] += go * u2
-                                gq_parts[c, d, s, 3, o] += go * u3
-                                acc += go * (
+                                acc += gy[n, o] * (
                                     vb * wb[d, o]
                                     + v1 * Q[d, s, 1, o]
                                     + v2 * Q[d, s, 2, o]
                                     + v3 * Q[d, s, 3, o]
                                 )
                             gx[n, d] = acc
-                        else:
-                            for o in range(O):
-                                go = gy[n, o]
-                                gq_parts[c, d, s, 0, o] += go
-                                gq_parts[c, d, s, 1, o] += go * u1
-                                gq_parts[c, d, s, 2, o] += go * u2
-                                gq_parts[c, d, s, 3, o] += go * u3
                     else:
                         for m in range(K1):
                             um = U[i, d, m]
