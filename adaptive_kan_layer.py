@@ -294,7 +294,7 @@ class AdaptiveKANLayer(nn.Module):
         """The grid tables as the fused kernels take them (numpy views, made once per grid)."""
         tables = (self._interior, self._inv_h, self._lookup, self._bucket_scale)
         key = tuple((t.data_ptr(), t.dtype) for t in tables)
-        if getattr(self, "_grid_views", (None,))[0] != key:
+        if self._grid_views[0] != key:
             self._grid_views = (key, (*(t.numpy() for t in tables), self._uniform))
         return self._grid_views[1]
 

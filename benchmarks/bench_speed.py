@@ -97,6 +97,13 @@ def torch_threads(name: str, threads: int) -> int:
     return 1 if name == "ours" else threads
 
 
+def build(name: str, dims, grid: int, threads: int):
+    """A fresh seeded model of one implementation, with that implementation's torch threads."""
+    torch.set_num_threads(torch_threads(name, threads))
+    torch.manual_seed(0)
+    return IMPLEMENTATIONS[name](list(dims), grid)  # a copy: pykan rewrites the list it is given
+
+
 def step_time(model, x, y, opt, steps: int) -> float:
     times = []
     for _ in range(steps):
@@ -126,9 +133,7 @@ def peak_memory(name: str, shape: int, threads: int) -> float:
     """Run in this process (a fresh one): MiB by which three steps raise the peak resident set
     above the resident set before them (after a warm-up step; Linux's peak counter is reset)."""
     dims, batch, grid = SHAPES[shape]
-    torch.set_num_threads(torch_threads(name, threads))
-    torch.manual_seed(0)
-    model = IMPLEMENTATIONS[name](list(dims), grid)  # (pykan rewrites the list it is given)
+    model = build(name, dims, grid, threads)
     x, y = inputs(dims, batch)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     step_time(model, x, y, opt, 1)  # compile and allocate what is kept between steps
@@ -193,9 +198,7 @@ def main() -> None:
         x, y = inputs(dims, batch)
         runs = {}
         for name in names:
-            torch.set_num_threads(torch_threads(name, args.threads))
-            torch.manual_seed(0)
-            model = IMPLEMENTATIONS[name](list(dims), grid)  # (pykan rewrites the list)
+            model = build(name, dims, grid, args.threads)
             runs[name] = (model, torch.optim.Adam(model.parameters(), lr=1e-3), [])
             step_time(model, x, y, runs[name][1], 2)  # warm-up (compilation, caches)
         for _ in range(args.repeats):
