@@ -47,14 +47,14 @@ def _base(x: torch.Tensor, name: str) -> torch.Tensor:
     return torch.zeros_like(x)
 
 
-def _base_slope(x: torch.Tensor, name: str) -> torch.Tensor:
-    if name == "silu":
-        s = torch.sigmoid(x)
-        return s * (1 + x * (1 - s))
-    if name == "tanh":
-        return 1 - torch.tanh(x) ** 2
-    if name == "identity":
-        return torch.ones_like(x)
+def _base_backward(g: torch.Tensor, x: torch.Tensor, act: str) -> torch.Tensor:
+    """g * b'(x), in one fused elementwise op where torch has one."""
+    if act == "silu":
+        return torch.ops.aten.silu_backward(g, x)
+    if act == "tanh":
+        return torch.ops.aten.tanh_backward(g, torch.tanh(x))
+    if act == "identity":
+        return g
     return torch.zeros_like(x)
 
 
@@ -139,7 +139,7 @@ class _KANLayerFunction(torch.autograd.Function):
         if ctx.needs_input_grad[4]:
             g_wb = _base(x, act).T @ gy
         if ctx.needs_input_grad[0]:
-            g_x = _base_slope(x, act) * (gy @ w_base.T) + (local * dU).sum(-1)
+            g_x = _base_backward(gy @ w_base.T, x, act) + (local * dU).sum(-1)
         return g_x, None, None, g_q, g_wb, None, None, None
 
 
@@ -157,8 +157,7 @@ class _FusedCPUFunction(torch.autograd.Function):
         mask = mask.contiguous()
         D, G, K1, _ = P.shape
         O = coef.shape[2]
-        work = x.shape[0] * D * O
-        fold, _, forward, _ = cpu_kernels.kernels(work)
+        fold, _, forward, _ = cpu_kernels.kernels(x.shape[0], D, G, K1, O)
         Q = coef.new_empty(D, G, K1, O)
         wb = coef.new_empty(D, O)  # base weights, masked, (D, O)
         fold(
@@ -171,8 +170,8 @@ class _FusedCPUFunction(torch.autograd.Function):
             wb.numpy(),
         )
         b = _base(x, act)
-        y = x.new_empty(x.shape[0], O)
-        forward(x.numpy(), b.numpy(), grid, Q.numpy(), wb.numpy(), y.numpy())
+        y = b @ wb  # the base branch; the kernel adds the splines
+        forward(x.numpy(), grid, Q.numpy(), y.numpy())
         ctx.save_for_backward(x, b, coef, scale, wb, mask, P, Q)
         ctx.grid, ctx.act = grid, act
         return y
@@ -181,16 +180,15 @@ class _FusedCPUFunction(torch.autograd.Function):
     def backward(ctx, gy):
         x, b, coef, scale, wb, mask, P, Q = ctx.saved_tensors
         need_x = ctx.needs_input_grad[0]
-        work = x.shape[0] * Q.shape[0] * Q.shape[3]
-        _, unfold, _, backward = cpu_kernels.kernels(work)
-        C = cpu_kernels.chunks(work)
-        gx = x.new_empty(x.shape if need_x else (1, 1))
-        db = _base_slope(x, ctx.act) if need_x else b
-        gq = Q.new_empty(C, *Q.shape)
+        N, (D, G, K1, O) = x.shape[0], Q.shape
+        _, unfold, _, backward = cpu_kernels.kernels(N, D, G, K1, O)
+        C = cpu_kernels.chunks(N, D, O)
         gy = gy.detach().contiguous()
-        arrays = (x, db, Q, wb, gy, gx, gq)
-        xa, dba, Qa, wba, gya, gxa, gqa = (t.numpy() for t in arrays)
-        backward(xa, dba, ctx.grid, Qa, wba, gya, gxa, gqa, need_x)
+        # the base branch's input gradient; the kernel adds the splines' into it
+        gx = _base_backward(gy @ wb.T, x, act=ctx.act) if need_x else x.new_empty(1, 1)
+        gq = Q.new_empty(C, *Q.shape)
+        xa, Qa, gya, gxa, gqa = (t.numpy() for t in (x, Q, gy, gx, gq))
+        backward(xa, ctx.grid, Qa, gya, gxa, gqa, need_x)
         g_coef, g_scale = torch.empty_like(coef), torch.empty_like(scale)
         arrays = (P, coef, scale, mask, g_coef, g_scale)
         Pa, coefa, scalea, maska, g_coefa, g_scalea = (t.numpy() for t in arrays)

@@ -6,13 +6,14 @@ B-spline coefficients and the per-edge scale, `unfold` is its adjoint); outside 
 the spline continues linearly. For a block of sample rows the kernels first locate every input
 (span and powers of u: closed form on uniform knots, a bucket table and at most a short
 branch-free search otherwise), then contract input by input: a SIMD loop over the outputs
-(contiguous in Q, the base weights and y), consecutive rows independent of each other; a layer
-with one output sums over its inputs in a register instead. No intermediate tensor is
-materialised, so the cost is O(N·D·O·(k+1)) whatever the grid size.
+(contiguous in Q and y), consecutive rows independent of each other; a layer with one output
+sums over its inputs in a register instead. No intermediate tensor is materialised, so the cost
+is O(N·D·O·(k+1)) whatever the grid size.
 
-Everything runs in the arrays' own precision (float32 stays float32: constants are cast, never
-promoted). The base activation values b(x) and slopes b'(x) come in as arrays (computed by torch,
-vectorised), so the kernels hold no transcendental calls.
+The kernels compute the spline branch only: the base branch b(x) @ w and its gradients are dense
+matrix products and vectorised elementwise ops, which torch does better (and the kernels then
+hold no transcendental calls). Everything runs in the arrays' own precision (float32 stays
+float32: constants are cast, never promoted).
 
 The backward accumulates the span-polynomial gradient in one buffer per chunk of samples; the
 number of chunks is fixed per machine (`CHUNKS`, or one for small work) and the parts are summed
@@ -35,35 +36,43 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 CHUNKS = numba.config.NUMBA_NUM_THREADS  # sample chunks in the backward (one gradient buffer each)
 ROWS = 32  # sample rows per task
 SERIAL_WORK = 1 << 15  # below this many (sample, input, output) triples one thread is faster
+SERIAL_TABLE = 1 << 18  # the same for (fold, unfold): table entries, weighted for the loop overhead
 
 _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 
 @njit(inline="always")
-def _locate_rows(x, n0, R, grid, span, U, dU):
+def _locate_rows(x, n0, R, grid, span, U, dU, scratch):
     """Spans and powers of samples n0 .. n0+R-1 (row i of the scratch arrays for sample n0+i):
-    span[i, d] and U[i, d, m] = u^m + m u^(m-1) e (e: the linear continuation beyond the grid,
-    zero inside it); dU[i, d, m] = dU_m/dx when dU has rows. (Kernels index arrays in full
-    rather than taking row views: a view costs a reference-count update per use.)"""
+    span[i, d] and U[i, m, d] = u^m + m u^(m-1) e (e: the linear continuation beyond the grid,
+    zero inside it); dU[i, m, d] = dU_m/dx when dU has rows. Inputs run innermost and contiguous,
+    so the closed form of uniform knots and the powers are SIMD loops. ``scratch`` (3, D) holds
+    u, e and 1/h of one row. (Kernels index arrays in full rather than taking row views: a view
+    costs a reference-count update per use.)"""
     interior, inv_h, lookup, bucket_scale, uniform = grid
-    D, K1 = U.shape[1], U.shape[2]
+    K1, D = U.shape[1], U.shape[2]
     G, B = inv_h.shape[1], lookup.shape[1] - 1
     T = U.dtype.type
-    one = T(1)
     top = T(G - 1)
     slopes = dU.shape[0] > 0
     for i in range(R):
-        for d in range(D):
-            xv = x[n0 + i, d]
-            lo, hi = interior[d, 0], interior[d, G]
-            xc = min(max(xv, lo), hi)
-            if uniform:
-                ih = inv_h[d, 0]
+        n = n0 + i
+        if uniform:
+            for d in range(D):
+                xv = x[n, d]
+                lo, hi, ih = interior[d, 0], interior[d, G], inv_h[d, 0]
+                xc = min(max(xv, lo), hi)
                 t = (xc - lo) * ih
                 f = min(np.floor(t), top)
-                s = int(f)
-                u = t - f
-            else:  # bucket j holds spans lookup[d, j] .. lookup[d, j+1]: search only those
+                span[i, d] = np.int64(f)
+                scratch[0, d] = t - f
+                scratch[1, d] = (xv - xc) * ih
+                scratch[2, d] = ih
+        else:  # bucket j holds spans lookup[d, j] .. lookup[d, j+1]: search only those
+            for d in range(D):
+                xv = x[n, d]
+                lo, hi = interior[d, 0], interior[d, G]
+                xc = min(max(xv, lo), hi)
                 j = min(int((xc - lo) * bucket_scale[d]), B - 1)
                 s, last = lookup[d, j], lookup[d, j + 1]
                 if last - s <= 1:  # the usual case: at most one knot inside the bucket
@@ -78,18 +87,35 @@ def _locate_rows(x, n0, R, grid, span, U, dU):
                 s -= (s > 0) * (interior[d, s] > xc)
                 s += (s < G - 1) * (interior[d, s + 1] <= xc)
                 ih = inv_h[d, s]
-                u = (xc - interior[d, s]) * ih
-            e = (xv - xc) * ih
-            span[i, d] = s
-            U[i, d, 0] = one
-            p = one  # u^(m-1)
-            fm = T(0)
-            for m in range(1, K1):
-                fm += one
-                U[i, d, m] = p * (u + fm * e)
+                span[i, d] = s
+                scratch[0, d] = (xc - interior[d, s]) * ih
+                scratch[1, d] = (xv - xc) * ih
+                scratch[2, d] = ih
+        for d in range(D):
+            U[i, 0, d] = T(1)
+        if K1 == 4:
+            for d in range(D):
+                u, e = scratch[0, d], scratch[1, d]
+                U[i, 1, d] = u + e
+                U[i, 2, d] = u * (u + T(2) * e)
+                U[i, 3, d] = u * u * (u + T(3) * e)
+            if slopes:
+                for d in range(D):
+                    u, ih = scratch[0, d], scratch[2, d]
+                    dU[i, 1, d] = ih
+                    dU[i, 2, d] = T(2) * u * ih
+                    dU[i, 3, d] = T(3) * u * u * ih
+            continue
+        for m in range(1, K1):
+            fm = T(m)
+            for d in range(D):
+                u = scratch[0, d]
+                p = T(1)  # u^(m-1)
+                for _ in range(m - 1):
+                    p *= u
+                U[i, m, d] = p * (u + fm * scratch[1, d])
                 if slopes:
-                    dU[i, d, m] = fm * p * ih
-                p *= u
+                    dU[i, m, d] = fm * p * scratch[2, d]
 
 
 def fold(P, W, scale, base_weight, mask, Q, wb):
@@ -146,66 +172,62 @@ def unfold(P, gQ, W, scale, mask, gW, gscale):
                 gW[d, j, o] *= scale[o, d] * mask[o, d]
 
 
-def layer_forward(x, b, grid, Q, wb, y):
-    """y (N, O) = layer(x (N, D)) with b (N, D) = b(x) the base activation values, Q (D, G, K1, O)
-    the span polynomials, wb (D, O) the base weights and ``grid = (interior (D, G+1),
-    1/widths (D, G), bucket table (D, B+1), buckets per unit (D,), uniform)``.
+def layer_forward(x, grid, Q, y):
+    """y (N, O) += the spline part of the layer at x (N, D), with Q (D, G, K1, O) the span
+    polynomials and ``grid = (interior (D, G+1), 1/widths (D, G), bucket table (D, B+1), buckets
+    per unit (D,), uniform)``. (The base branch b(x) @ w is one matrix product, left to the
+    caller, which passes y holding it.)
 
     Rows are processed in blocks, inputs outermost: consecutive updates then go to different
-    rows of y and overlap in the pipeline instead of waiting on each other."""
+    rows of y and overlap in the pipeline instead of waiting on each other, and one input's
+    polynomials stay in the cache while the block's rows read them."""
     N, D = x.shape
     K1, O = Q.shape[2], Q.shape[3]
     for task in prange((N + ROWS - 1) // ROWS):
         n0 = task * ROWS
         R = min(N, n0 + ROWS) - n0
         span = np.empty((ROWS, D), np.int64)
-        U = np.empty((ROWS, D, K1), y.dtype)
-        _locate_rows(x, n0, R, grid, span, U, U[:0])
+        U = np.empty((ROWS, K1, D), y.dtype)
+        scratch = np.empty((3, D), y.dtype)
+        _locate_rows(x, n0, R, grid, span, U, U[:0], scratch)
         if O == 1 and K1 == 4:  # one output: a register sum over the inputs per sample
             for i in range(R):
-                n = n0 + i
-                acc = y.dtype.type(0)
+                acc = y[n0 + i, 0]
                 for d in range(D):
                     s = span[i, d]
                     acc += (
-                        b[n, d] * wb[d, 0]
-                        + Q[d, s, 0, 0]
-                        + U[i, d, 1] * Q[d, s, 1, 0]
-                        + U[i, d, 2] * Q[d, s, 2, 0]
-                        + U[i, d, 3] * Q[d, s, 3, 0]
+                        Q[d, s, 0, 0]
+                        + U[i, 1, d] * Q[d, s, 1, 0]
+                        + U[i, 2, d] * Q[d, s, 2, 0]
+                        + U[i, 3, d] * Q[d, s, 3, 0]
                     )
-                y[n, 0] = acc
+                y[n0 + i, 0] = acc
             continue
-        for i in range(R):
-            for o in range(O):
-                y[n0 + i, o] = 0
         for d in range(D):
             for i in range(R):
-                n, s, bd = n0 + i, span[i, d], b[n0 + i, d]
+                n, s = n0 + i, span[i, d]
                 if K1 == 4:
-                    u1, u2, u3 = U[i, d, 1], U[i, d, 2], U[i, d, 3]
+                    u1, u2, u3 = U[i, 1, d], U[i, 2, d], U[i, 3, d]
                     for o in range(O):
                         y[n, o] += (
-                            bd * wb[d, o]
-                            + Q[d, s, 0, o]
+                            Q[d, s, 0, o]
                             + u1 * Q[d, s, 1, o]
                             + u2 * Q[d, s, 2, o]
                             + u3 * Q[d, s, 3, o]
                         )
                 else:
-                    for o in range(O):
-                        y[n, o] += bd * wb[d, o]
                     for m in range(K1):
-                        um = U[i, d, m]
+                        um = U[i, m, d]
                         for o in range(O):
                             y[n, o] += um * Q[d, s, m, o]
 
 
-def layer_backward(x, db, grid, Q, wb, gy, gx, gq_parts, need_x):
-    """Gradients of sum(gy * layer(x)): gx (N, D) when need_x (db (N, D) = b'(x) then) and the
-    per-chunk parts of the span-polynomial gradient gq_parts (C, D, G, K1, O), overwritten.
-    (The base weights' gradient b(x)^T gy is one matrix product, left to the caller: summed
-    here it would chain every sample's update on the same memory.)"""
+def layer_backward(x, grid, Q, gy, gx, gq_parts, need_x):
+    """Gradients of sum(gy * spline part of the layer at x): added into gx (N, D) when need_x,
+    and the per-chunk parts of the span-polynomial gradient gq_parts (C, D, G, K1, O),
+    overwritten. (The base branch's gradients, b(x)^T gy and b'(x) (gy w^T), are matrix
+    products left to the caller: summed here they would chain every sample's update on the
+    same memory.)"""
     N, D = x.shape
     G, K1, O = Q.shape[1], Q.shape[2], Q.shape[3]
     C = gq_parts.shape[0]
@@ -217,34 +239,34 @@ def layer_backward(x, db, grid, Q, wb, gy, gx, gq_parts, need_x):
                     for o in range(O):
                         gq_parts[c, d, g, m, o] = 0
         span = np.empty((ROWS, D), np.int64)
-        U = np.empty((ROWS, D, K1), gy.dtype)
-        dU = np.empty((ROWS if need_x else 0, D, K1), gy.dtype)
+        U = np.empty((ROWS, K1, D), gy.dtype)
+        dU = np.empty((ROWS if need_x else 0, K1, D), gy.dtype)
+        scratch = np.empty((3, D), gy.dtype)
         end = (c + 1) * N // C
         for n0 in range(c * N // C, end, ROWS):
             R = min(end, n0 + ROWS) - n0
-            _locate_rows(x, n0, R, grid, span, U, dU)
+            _locate_rows(x, n0, R, grid, span, U, dU, scratch)
             if O == 1 and K1 == 4:  # one output: scalar code, no loop over the outputs
                 for d in range(D):
                     for i in range(R):
                         n, s = n0 + i, span[i, d]
                         go = gy[n, 0]
                         gq_parts[c, d, s, 0, 0] += go
-                        gq_parts[c, d, s, 1, 0] += go * U[i, d, 1]
-                        gq_parts[c, d, s, 2, 0] += go * U[i, d, 2]
-                        gq_parts[c, d, s, 3, 0] += go * U[i, d, 3]
+                        gq_parts[c, d, s, 1, 0] += go * U[i, 1, d]
+                        gq_parts[c, d, s, 2, 0] += go * U[i, 2, d]
+                        gq_parts[c, d, s, 3, 0] += go * U[i, 3, d]
                         if need_x:
-                            gx[n, d] = go * (
-                                db[n, d] * wb[d, 0]
-                                + dU[i, d, 1] * Q[d, s, 1, 0]
-                                + dU[i, d, 2] * Q[d, s, 2, 0]
-                                + dU[i, d, 3] * Q[d, s, 3, 0]
+                            gx[n, d] += go * (
+                                dU[i, 1, d] * Q[d, s, 1, 0]
+                                + dU[i, 2, d] * Q[d, s, 2, 0]
+                                + dU[i, 3, d] * Q[d, s, 3, 0]
                             )
                 continue
             for d in range(D):
                 for i in range(R):
                     n, s = n0 + i, span[i, d]
                     if K1 == 4:
-                        u1, u2, u3 = U[i, d, 1], U[i, d, 2], U[i, d, 3]
+                        u1, u2, u3 = U[i, 1, d], U[i, 2, d], U[i, 3, d]
                         for o in range(O):
                             go = gy[n, o]
                             gq_parts[c, d, s, 0, o] += go
@@ -252,31 +274,25 @@ def layer_backward(x, db, grid, Q, wb, gy, gx, gq_parts, need_x):
                             gq_parts[c, d, s, 2, o] += go * u2
                             gq_parts[c, d, s, 3, o] += go * u3
                         if need_x:
-                            v1, v2, v3, vb = dU[i, d, 1], dU[i, d, 2], dU[i, d, 3], db[n, d]
+                            v1, v2, v3 = dU[i, 1, d], dU[i, 2, d], dU[i, 3, d]
                             acc = T(0)
                             for o in range(O):
                                 acc += gy[n, o] * (
-                                    vb * wb[d, o]
-                                    + v1 * Q[d, s, 1, o]
-                                    + v2 * Q[d, s, 2, o]
-                                    + v3 * Q[d, s, 3, o]
+                                    v1 * Q[d, s, 1, o] + v2 * Q[d, s, 2, o] + v3 * Q[d, s, 3, o]
                                 )
-                            gx[n, d] = acc
+                            gx[n, d] += acc
                     else:
                         for m in range(K1):
-                            um = U[i, d, m]
+                            um = U[i, m, d]
                             for o in range(O):
                                 gq_parts[c, d, s, m, o] += gy[n, o] * um
                         if need_x:
-                            vb = db[n, d]
                             acc = T(0)
-                            for o in range(O):
-                                acc += gy[n, o] * vb * wb[d, o]
                             for m in range(1, K1):
-                                vm = dU[i, d, m]
+                                vm = dU[i, m, d]
                                 for o in range(O):
                                     acc += gy[n, o] * vm * Q[d, s, m, o]
-                            gx[n, d] = acc
+                            gx[n, d] += acc
 
 
 def _compiled(func):
@@ -295,12 +311,14 @@ _FORWARD = _compiled(layer_forward)
 _BACKWARD = _compiled(layer_backward)
 
 
-def kernels(work: int):
-    """The (fold, unfold, forward, backward) kernels for a layer call of ``work`` = N*D*O."""
-    i = int(work < SERIAL_WORK)
-    return _FOLD[i], _UNFOLD[i], _FORWARD[i], _BACKWARD[i]
+def kernels(N: int, D: int, G: int, K1: int, O: int):
+    """The (fold, unfold, forward, backward) kernels for a layer call on N samples with D inputs,
+    O outputs and G spans of degree K1-1, each parallel only when its own work pays for it."""
+    table = int(D * G * K1 * (O + 16) < SERIAL_TABLE)  # fold/unfold touch the table only
+    rows = int(N * D * O < SERIAL_WORK)
+    return _FOLD[table], _UNFOLD[table], _FORWARD[rows], _BACKWARD[rows]
 
 
-def chunks(work: int) -> int:
-    """Gradient buffers the backward uses for this much work (one per thread, or one)."""
-    return 1 if work < SERIAL_WORK else CHUNKS
+def chunks(N: int, D: int, O: int) -> int:
+    """Gradient buffers the backward uses for this call (one per thread, or one)."""
+    return 1 if N * D * O < SERIAL_WORK else CHUNKS

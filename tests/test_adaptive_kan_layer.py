@@ -108,6 +108,7 @@ def test_fused_kernel_on_wide_layers_matches_dense_reference(k, grid, threads, m
     gradient chunks evenly."""
     cpu_kernels = pytest.importorskip("cpu_kernels")
     monkeypatch.setattr(cpu_kernels, "SERIAL_WORK", 10**9 if threads == "serial" else 0)
+    monkeypatch.setattr(cpu_kernels, "SERIAL_TABLE", 10**9 if threads == "serial" else 0)
     layer = make_layer(3, 11, 7, k, 40 + k, grid)
     layer.contraction = "fused"
     assert_paths_agree(layer, sample_inputs(layer, 77, 40 + k, knots=k > 1), 40 + k)
