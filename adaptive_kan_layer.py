@@ -287,10 +287,12 @@ class AdaptiveKANLayer(nn.Module):
         span = torch.searchsorted(g, edges.contiguous(), right=True) - 1
         self.register_buffer("_lookup", span.clamp_(0, self.grid_size - 1), persistent=False)
         self.register_buffer("_bucket_scale", (B / (hi - lo)).reshape(-1), persistent=False)
+        # and on grids of few spans, by counting the knots below each input (inputs contiguous)
+        self.register_buffer("_interior_t", g.T.contiguous(), persistent=False)
 
     def _kernel_grid(self) -> tuple:
         """The grid tables as the fused kernels take them (numpy views, made once per grid)."""
-        tables = (self._interior, self._inv_h, self._lookup, self._bucket_scale)
+        tables = (self._interior, self._inv_h, self._lookup, self._bucket_scale, self._interior_t)
         key = tuple((t.data_ptr(), t.dtype) for t in tables)
         if self._grid_views[0] != key:
             self._grid_views = (key, (*(t.numpy() for t in tables), self._uniform))

@@ -36,6 +36,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
 CHUNKS = numba.config.NUMBA_NUM_THREADS  # sample chunks in the backward (one gradient buffer each)
 ROWS = 32  # sample rows per task
 SERIAL_WORK = 1 << 15  # below this many (sample, input, output) triples one thread is faster
+COUNT_SPANS = 64  # non-uniform grids of at most this many spans: count knots, no table
 SERIAL_TABLE = 1 << 18  # the same for (fold, unfold): table entries, weighted for the loop overhead
 
 _FAST = {"reassoc", "contract", "nsz", "arcp"}
@@ -49,7 +50,7 @@ def _locate_rows(x, n0, R, grid, span, U, dU, scratch):
     so the closed form of uniform knots and the powers are SIMD loops. ``scratch`` (3, D) holds
     u, e and 1/h of one row. (Kernels index arrays in full rather than taking row views: a view
     costs a reference-count update per use.)"""
-    interior, inv_h, lookup, bucket_scale, uniform = grid
+    interior, inv_h, lookup, bucket_scale, interior_t, uniform = grid
     K1, D = U.shape[1], U.shape[2]
     G, B = inv_h.shape[1], lookup.shape[1] - 1
     T = U.dtype.type
@@ -66,6 +67,20 @@ def _locate_rows(x, n0, R, grid, span, U, dU, scratch):
                 f = min(np.floor(t), top)
                 span[i, d] = np.int64(f)
                 scratch[0, d] = t - f
+                scratch[1, d] = (xv - xc) * ih
+                scratch[2, d] = ih
+        elif G <= COUNT_SPANS:  # few spans: count the knots at or below each input (SIMD)
+            for d in range(D):
+                scratch[0, d] = min(max(x[n, d], interior_t[0, d]), interior_t[G, d])
+                scratch[1, d] = 0
+            for g in range(1, G):
+                for d in range(D):
+                    scratch[1, d] += T(interior_t[g, d] <= scratch[0, d])
+            for d in range(D):
+                xv, xc, s = x[n, d], scratch[0, d], np.int64(scratch[1, d])
+                ih = inv_h[d, s]
+                span[i, d] = s
+                scratch[0, d] = (xc - interior[d, s]) * ih
                 scratch[1, d] = (xv - xc) * ih
                 scratch[2, d] = ih
         else:  # bucket j holds spans lookup[d, j] .. lookup[d, j+1]: search only those

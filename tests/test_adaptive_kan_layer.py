@@ -114,18 +114,21 @@ def test_fused_kernel_on_wide_layers_matches_dense_reference(k, grid, threads, m
     assert_paths_agree(layer, sample_inputs(layer, 77, 40 + k, knots=k > 1), 40 + k)
 
 
-def test_fused_kernel_on_knots_crowded_into_one_bucket():
+@pytest.mark.parametrize("crowd", [30, 90], ids=["counted-spans", "span-table"])
+def test_fused_kernel_on_knots_crowded_into_one_bucket(crowd):
     """Non-uniform knots where many spans share one bucket of the span table (as repeated
-    error-driven refinement near one point produces) and empty buckets elsewhere."""
-    pytest.importorskip("cpu_kernels")
+    error-driven refinement near one point produces) and empty buckets elsewhere: on a grid
+    of few spans (found by counting knots) and of many (found through the table)."""
+    cpu_kernels = pytest.importorskip("cpu_kernels")
     layer = make_layer(2, 9, 6, 3, 5)
     crowded = torch.cat(
-        [torch.linspace(-1, 0.3, 4), 0.3 + torch.logspace(-6, -1, 30), torch.ones(1)]
+        [torch.linspace(-1, 0.3, 4), 0.3 + torch.logspace(-6, -1, crowd), torch.ones(1)]
     )
     layer._set_grid(
         layer._extend(crowded.double().expand(2, -1).contiguous()),
-        layer.coef.new_zeros(2, 37, 9).normal_(),
+        layer.coef.new_zeros(2, crowd + 7, 9).normal_(),
     )
+    assert (layer.grid_size > cpu_kernels.COUNT_SPANS) == (crowd == 90)
     layer.contraction = "fused"
     x = torch.cat(
         [
