@@ -157,10 +157,9 @@ class _FusedCPUFunction(torch.autograd.Function):
         mask = mask.contiguous()
         D, G, K1, _ = P.shape
         O = coef.shape[2]
-        fold, _, forward, _ = cpu_kernels.kernels(x.shape[0], D, G, K1, O)
         Q = coef.new_empty(D, G, K1, O)
         wb = coef.new_empty(D, O)  # base weights, masked, (D, O)
-        fold(
+        cpu_kernels.fold(
             P.numpy(),
             coef.numpy(),
             scale.numpy(),
@@ -171,7 +170,7 @@ class _FusedCPUFunction(torch.autograd.Function):
         )
         b = _base(x, act)
         y = b @ wb  # the base branch; the kernel adds the splines
-        forward(x.numpy(), grid, Q.numpy(), y.numpy())
+        cpu_kernels.layer_forward(x.numpy(), grid, Q.numpy(), y.numpy())
         ctx.save_for_backward(x, b, coef, scale, wb, mask, P, Q)
         ctx.grid, ctx.act = grid, act
         return y
@@ -180,19 +179,18 @@ class _FusedCPUFunction(torch.autograd.Function):
     def backward(ctx, gy):
         x, b, coef, scale, wb, mask, P, Q = ctx.saved_tensors
         need_x = ctx.needs_input_grad[0]
-        N, (D, G, K1, O) = x.shape[0], Q.shape
-        _, unfold, _, backward = cpu_kernels.kernels(N, D, G, K1, O)
+        (N, D), O = x.shape, Q.shape[3]
         C = cpu_kernels.chunks(N, D, O)
         gy = gy.detach().contiguous()
         # the base branch's input gradient; the kernel adds the splines' into it
         gx = _base_backward(gy @ wb.T, x, act=ctx.act) if need_x else x.new_empty(1, 1)
         gq = Q.new_empty(C, *Q.shape)
         xa, Qa, gya, gxa, gqa = (t.numpy() for t in (x, Q, gy, gx, gq))
-        backward(xa, ctx.grid, Qa, gya, gxa, gqa, need_x)
+        cpu_kernels.layer_backward(xa, ctx.grid, Qa, gya, gxa, gqa, need_x)
         g_coef, g_scale = torch.empty_like(coef), torch.empty_like(scale)
         arrays = (P, coef, scale, mask, g_coef, g_scale)
         Pa, coefa, scalea, maska, g_coefa, g_scalea = (t.numpy() for t in arrays)
-        unfold(Pa, gqa, coefa, scalea, maska, g_coefa, g_scalea)
+        cpu_kernels.unfold(Pa, gqa, coefa, scalea, maska, g_coefa, g_scalea)
         g_base = (gy.T @ b).mul_(mask)
         return (gx if need_x else None), g_coef, g_scale, g_base, None, None, None, None
 

@@ -4,8 +4,8 @@ The layer's splines are in piecewise-polynomial form: on span g of input d the s
 (d → o) is ``sum_m Q[d, g, m, o] u^m`` with ``u = (x - t_g) / h_g`` (`fold` builds Q from the
 B-spline coefficients and the per-edge scale, `unfold` is its adjoint); outside the base interval
 the spline continues linearly. For a block of sample rows the kernels first locate every input
-(span and powers of u: closed form on uniform knots, a bucket table and at most a short
-branch-free search otherwise), then contract input by input: a SIMD loop over the outputs
+(span and powers of u: closed form on uniform knots, a count of the knots below it on grids
+of few spans, else a bucket table and at most a short branch-free search), then contract input by input: a SIMD loop over the outputs
 (contiguous in Q and y), consecutive rows independent of each other; a layer with one output
 sums over its inputs in a register instead. No intermediate tensor is materialised, so the cost
 is O(N·D·O·(k+1)) whatever the grid size.
@@ -15,26 +15,22 @@ matrix products and vectorised elementwise ops, which torch does better (and the
 hold no transcendental calls). Everything runs in the arrays' own precision (float32 stays
 float32: constants are cast, never promoted).
 
-The backward accumulates the span-polynomial gradient in one buffer per chunk of samples; the
-number of chunks is fixed per machine (`CHUNKS`, or one for small work) and the parts are summed
-in order, so results are deterministic. Each kernel is compiled twice, parallel and serial; the
-serial one serves work too small to pay for waking the thread pool.
+Parallelism: the kernels are serial and release the GIL; a call splits its sample rows into
+one range per thread (`THREADS`, or one for small work) and runs them on a small thread pool.
+(numba's parallel compilation took half a minute per kernel and type to build.) The backward
+accumulates the span-polynomial gradient in one buffer per range, summed in order, so results
+are deterministic for a given thread count.
 """
 
 import os
-import types
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-# numba's own thread pool: unlike an OpenMP pool beside torch's, it neither spins against torch's
-# threads nor stalls when a core is busy elsewhere (an explicit NUMBA_THREADING_LAYER wins).
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
-
-CHUNKS = numba.config.NUMBA_NUM_THREADS  # sample chunks in the backward (one gradient buffer each)
-ROWS = 32  # sample rows per task
+THREADS = numba.config.NUMBA_NUM_THREADS  # kernel threads (NUMBA_NUM_THREADS, default: all cores)
+ROWS = 32  # sample rows located at a time
 SERIAL_WORK = 1 << 15  # below this many (sample, input, output) triples one thread is faster
 COUNT_SPANS = 64  # non-uniform grids of at most this many spans: count knots, no table
 SERIAL_TABLE = 1 << 18  # the same for (fold, unfold): table entries, weighted for the loop overhead
@@ -42,7 +38,7 @@ SERIAL_TABLE = 1 << 18  # the same for (fold, unfold): table entries, weighted f
 _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 
-@njit(inline="always")
+@njit(fastmath=_FAST, cache=True, nogil=True)
 def _locate_rows(x, n0, R, grid, span, U, dU, scratch):
     """Spans and powers of samples n0 .. n0+R-1 (row i of the scratch arrays for sample n0+i):
     span[i, d] and U[i, m, d] = u^m + m u^(m-1) e (e: the linear continuation beyond the grid,
@@ -133,13 +129,13 @@ def _locate_rows(x, n0, R, grid, span, U, dU, scratch):
                     dU[i, m, d] = fm * p * scratch[2, d]
 
 
-def fold(P, W, scale, base_weight, mask, Q, wb):
+def _fold(P, W, scale, base_weight, mask, Q, wb, d0, d1):
     """Q[d, g, m, o] = scale[o, d] mask[o, d] sum_r P[d, g, r, m] W[d, g + r, o]: B-spline
     coefficients W (D, n, O), scaled per edge, to span polynomials Q (D, G, K1, O), with
     P (D, G, K1, K1) from `spline.span_polynomials`; and wb[d, o] = base_weight[o, d] mask[o, d],
-    the base weights as the kernels read them."""
+    the base weights as the kernels read them; for inputs d0 <= d < d1."""
     D, G, K1, O = Q.shape
-    for d in prange(D):
+    for d in range(d0, d1):
         for o in range(O):
             wb[d, o] = base_weight[o, d] * mask[o, d]
         for g in range(G):
@@ -161,12 +157,13 @@ def fold(P, W, scale, base_weight, mask, Q, wb):
                     Q[d, g, m, o] *= scale[o, d] * mask[o, d]
 
 
-def unfold(P, gQ, W, scale, mask, gW, gscale):
+def _unfold(P, gQ, W, scale, mask, gW, gscale, d0, d1):
     """Adjoint of `fold`, with gQ (C, D, G, K1, O) summed over its chunk axis in order:
-    gW (D, n, O) for the coefficients and gscale (O, D) for the per-edge scale."""
+    gW (D, n, O) for the coefficients and gscale (O, D) for the per-edge scale; for inputs
+    d0 <= d < d1."""
     C, D, G, K1, O = gQ.shape
     n = gW.shape[1]
-    for d in prange(D):
+    for d in range(d0, d1):
         for j in range(n):
             for o in range(O):
                 gW[d, j, o] = 0
@@ -187,7 +184,7 @@ def unfold(P, gQ, W, scale, mask, gW, gscale):
                 gW[d, j, o] *= scale[o, d] * mask[o, d]
 
 
-def layer_forward(x, grid, Q, y):
+def _forward(x, grid, Q, y, r0, r1):
     """y (N, O) += the spline part of the layer at x (N, D), with Q (D, G, K1, O) the span
     polynomials and ``grid = (interior (D, G+1), 1/widths (D, G), bucket table (D, B+1), buckets
     per unit (D,), uniform)``. (The base branch b(x) @ w is one matrix product, left to the
@@ -195,15 +192,14 @@ def layer_forward(x, grid, Q, y):
 
     Rows are processed in blocks, inputs outermost: consecutive updates then go to different
     rows of y and overlap in the pipeline instead of waiting on each other, and one input's
-    polynomials stay in the cache while the block's rows read them."""
-    N, D = x.shape
+    polynomials stay in the cache while the block's rows read them. Rows r0 <= n < r1 only."""
+    D = x.shape[1]
     K1, O = Q.shape[2], Q.shape[3]
-    for task in prange((N + ROWS - 1) // ROWS):
-        n0 = task * ROWS
-        R = min(N, n0 + ROWS) - n0
-        span = np.empty((ROWS, D), np.int64)
-        U = np.empty((ROWS, K1, D), y.dtype)
-        scratch = np.empty((3, D), y.dtype)
+    span = np.empty((ROWS, D), np.int64)
+    U = np.empty((ROWS, K1, D), y.dtype)
+    scratch = np.empty((3, D), y.dtype)
+    for n0 in range(r0, r1, ROWS):
+        R = min(r1, n0 + ROWS) - n0
         _locate_rows(x, n0, R, grid, span, U, U[:0], scratch)
         if O == 1 and K1 == 4:  # one output: a register sum over the inputs per sample
             for i in range(R):
@@ -237,103 +233,137 @@ def layer_forward(x, grid, Q, y):
                             y[n, o] += um * Q[d, s, m, o]
 
 
-def layer_backward(x, grid, Q, gy, gx, gq_parts, need_x):
-    """Gradients of sum(gy * spline part of the layer at x): added into gx (N, D) when need_x,
-    and the per-chunk parts of the span-polynomial gradient gq_parts (C, D, G, K1, O),
-    overwritten. (The base branch's gradients, b(x)^T gy and b'(x) (gy w^T), are matrix
-    products left to the caller: summed here they would chain every sample's update on the
-    same memory.)"""
-    N, D = x.shape
+def _backward(x, grid, Q, gy, gx, gq, need_x, r0, r1):
+    """Gradients of sum(gy * spline part of the layer at x) over rows r0 <= n < r1: added into
+    gx (N, D) when need_x, and the span-polynomial gradient gq (D, G, K1, O), overwritten.
+    (The base branch's gradients, b(x)^T gy and b'(x) (gy w^T), are matrix products left to
+    the caller: summed here they would chain every sample's update on the same memory.)"""
+    D = x.shape[1]
     G, K1, O = Q.shape[1], Q.shape[2], Q.shape[3]
-    C = gq_parts.shape[0]
     T = gy.dtype.type
-    for c in prange(C):
-        for d in range(D):
-            for g in range(G):
-                for m in range(K1):
-                    for o in range(O):
-                        gq_parts[c, d, g, m, o] = 0
-        span = np.empty((ROWS, D), np.int64)
-        U = np.empty((ROWS, K1, D), gy.dtype)
-        dU = np.empty((ROWS if need_x else 0, K1, D), gy.dtype)
-        scratch = np.empty((3, D), gy.dtype)
-        end = (c + 1) * N // C
-        for n0 in range(c * N // C, end, ROWS):
-            R = min(end, n0 + ROWS) - n0
-            _locate_rows(x, n0, R, grid, span, U, dU, scratch)
-            if O == 1 and K1 == 4:  # one output: scalar code, no loop over the outputs
-                for d in range(D):
-                    for i in range(R):
-                        n, s = n0 + i, span[i, d]
-                        go = gy[n, 0]
-                        gq_parts[c, d, s, 0, 0] += go
-                        gq_parts[c, d, s, 1, 0] += go * U[i, 1, d]
-                        gq_parts[c, d, s, 2, 0] += go * U[i, 2, d]
-                        gq_parts[c, d, s, 3, 0] += go * U[i, 3, d]
-                        if need_x:
-                            gx[n, d] += go * (
-                                dU[i, 1, d] * Q[d, s, 1, 0]
-                                + dU[i, 2, d] * Q[d, s, 2, 0]
-                                + dU[i, 3, d] * Q[d, s, 3, 0]
-                            )
-                continue
+    gq[:] = 0
+    span = np.empty((ROWS, D), np.int64)
+    U = np.empty((ROWS, K1, D), gy.dtype)
+    dU = np.empty((ROWS if need_x else 0, K1, D), gy.dtype)
+    scratch = np.empty((3, D), gy.dtype)
+    for n0 in range(r0, r1, ROWS):
+        R = min(r1, n0 + ROWS) - n0
+        _locate_rows(x, n0, R, grid, span, U, dU, scratch)
+        if O == 1 and K1 == 4:  # one output: scalar code, no loop over the outputs
             for d in range(D):
                 for i in range(R):
                     n, s = n0 + i, span[i, d]
-                    if K1 == 4:
-                        u1, u2, u3 = U[i, 1, d], U[i, 2, d], U[i, 3, d]
+                    go = gy[n, 0]
+                    gq[d, s, 0, 0] += go
+                    gq[d, s, 1, 0] += go * U[i, 1, d]
+                    gq[d, s, 2, 0] += go * U[i, 2, d]
+                    gq[d, s, 3, 0] += go * U[i, 3, d]
+                    if need_x:
+                        gx[n, d] += go * (
+                            dU[i, 1, d] * Q[d, s, 1, 0]
+                            + dU[i, 2, d] * Q[d, s, 2, 0]
+                            + dU[i, 3, d] * Q[d, s, 3, 0]
+                        )
+            continue
+        for d in range(D):
+            for i in range(R):
+                n, s = n0 + i, span[i, d]
+                if K1 == 4:
+                    u1, u2, u3 = U[i, 1, d], U[i, 2, d], U[i, 3, d]
+                    for o in range(O):
+                        go = gy[n, o]
+                        gq[d, s, 0, o] += go
+                        gq[d, s, 1, o] += go * u1
+                        gq[d, s, 2, o] += go * u2
+                        gq[d, s, 3, o] += go * u3
+                    if need_x:
+                        v1, v2, v3 = dU[i, 1, d], dU[i, 2, d], dU[i, 3, d]
+                        acc = T(0)
                         for o in range(O):
-                            go = gy[n, o]
-                            gq_parts[c, d, s, 0, o] += go
-                            gq_parts[c, d, s, 1, o] += go * u1
-                            gq_parts[c, d, s, 2, o] += go * u2
-                            gq_parts[c, d, s, 3, o] += go * u3
-                        if need_x:
-                            v1, v2, v3 = dU[i, 1, d], dU[i, 2, d], dU[i, 3, d]
-                            acc = T(0)
+                            acc += gy[n, o] * (
+                                v1 * Q[d, s, 1, o] + v2 * Q[d, s, 2, o] + v3 * Q[d, s, 3, o]
+                            )
+                        gx[n, d] += acc
+                else:
+                    for m in range(K1):
+                        um = U[i, m, d]
+                        for o in range(O):
+                            gq[d, s, m, o] += gy[n, o] * um
+                    if need_x:
+                        acc = T(0)
+                        for m in range(1, K1):
+                            vm = dU[i, m, d]
                             for o in range(O):
-                                acc += gy[n, o] * (
-                                    v1 * Q[d, s, 1, o] + v2 * Q[d, s, 2, o] + v3 * Q[d, s, 3, o]
-                                )
-                            gx[n, d] += acc
-                    else:
-                        for m in range(K1):
-                            um = U[i, m, d]
-                            for o in range(O):
-                                gq_parts[c, d, s, m, o] += gy[n, o] * um
-                        if need_x:
-                            acc = T(0)
-                            for m in range(1, K1):
-                                vm = dU[i, m, d]
-                                for o in range(O):
-                                    acc += gy[n, o] * vm * Q[d, s, m, o]
-                            gx[n, d] += acc
+                                acc += gy[n, o] * vm * Q[d, s, m, o]
+                        gx[n, d] += acc
 
 
-def _compiled(func):
-    """(parallel, serial) compilations of a kernel; the serial one for small work, where waking
-    the thread pool costs more than it saves."""
-    serial = types.FunctionType(func.__code__, func.__globals__, func.__name__)
-    serial.__qualname__ = func.__qualname__ + "_serial"  # its own cache file
-    serial.__doc__ = func.__doc__
-    flags = {"cache": True, "fastmath": _FAST}
-    return njit(parallel=True, **flags)(func), njit(**flags)(serial)
+_COMPILE = {"cache": True, "fastmath": _FAST, "nogil": True}
+_fold, _unfold = njit(**_COMPILE)(_fold), njit(**_COMPILE)(_unfold)
+_forward, _backward = njit(**_COMPILE)(_forward), njit(**_COMPILE)(_backward)
+
+_pool = None
 
 
-_FOLD = _compiled(fold)
-_UNFOLD = _compiled(unfold)
-_FORWARD = _compiled(layer_forward)
-_BACKWARD = _compiled(layer_backward)
+def _run(kernel, parts: int, size: int, *args) -> None:
+    """kernel(*args, lo, hi) over ``parts`` equal ranges of 0 .. size, the first on this thread
+    and the others on the pool's (the kernels release the GIL); ``args`` entries that are lists
+    give each part its own item."""
+    global _pool
+    bounds = [t * size // parts for t in range(parts + 1)]
+
+    def call(t):
+        own = [a[t] if isinstance(a, list) else a for a in args]
+        return kernel(*own, bounds[t], bounds[t + 1])
+
+    if parts == 1:
+        call(0)
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(THREADS - 1, thread_name_prefix="kan-kernels")
+    futures = [_pool.submit(call, t) for t in range(1, parts)]
+    call(0)
+    for future in futures:
+        future.result()
 
 
-def kernels(N: int, D: int, G: int, K1: int, O: int):
-    """The (fold, unfold, forward, backward) kernels for a layer call on N samples with D inputs,
-    O outputs and G spans of degree K1-1, each parallel only when its own work pays for it."""
-    table = int(D * G * K1 * (O + 16) < SERIAL_TABLE)  # fold/unfold touch the table only
-    rows = int(N * D * O < SERIAL_WORK)
-    return _FOLD[table], _UNFOLD[table], _FORWARD[rows], _BACKWARD[rows]
+def _forget_pool() -> None:  # a forked child inherits the pool's object but not its threads
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def chunks(N: int, D: int, O: int) -> int:
-    """Gradient buffers the backward uses for this call (one per thread, or one)."""
-    return 1 if N * D * O < SERIAL_WORK else CHUNKS
+    """Threads (and span-polynomial gradient buffers) a layer call on N samples, D inputs and
+    O outputs uses: one for small work, where waking a thread costs more than it saves."""
+    return 1 if N * D * O < SERIAL_WORK else min(THREADS, max(N, 1))
+
+
+def _table_parts(Q_shape) -> int:
+    D, G, K1, O = Q_shape
+    return 1 if D * G * K1 * (O + 16) < SERIAL_TABLE else min(THREADS, D)
+
+
+def fold(P, W, scale, base_weight, mask, Q, wb) -> None:
+    """Span polynomials Q and masked base weights wb from the parameters (see `_fold`)."""
+    _run(_fold, _table_parts(Q.shape), Q.shape[0], P, W, scale, base_weight, mask, Q, wb)
+
+
+def unfold(P, gQ, W, scale, mask, gW, gscale) -> None:
+    """Gradients of the coefficients and scales from gQ (C, D, G, K1, O) (see `_unfold`)."""
+    _run(_unfold, _table_parts(gQ.shape[1:]), gW.shape[0], P, gQ, W, scale, mask, gW, gscale)
+
+
+def layer_forward(x, grid, Q, y) -> None:
+    """y += the spline part of the layer at x (see `_forward`), rows split over the threads."""
+    N, D = x.shape
+    _run(_forward, chunks(N, D, Q.shape[3]), N, x, grid, Q, y)
+
+
+def layer_backward(x, grid, Q, gy, gx, gq_parts, need_x) -> None:
+    """The spline part's gradients (see `_backward`): gq_parts (C, D, G, K1, O) gets one part per
+    thread, C = `chunks` (summed in order by `unfold`, so results are deterministic)."""
+    N, C = x.shape[0], gq_parts.shape[0]
+    _run(_backward, C, N, x, grid, Q, gy, gx, list(gq_parts), need_x)
