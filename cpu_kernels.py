@@ -40,49 +40,50 @@ _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 @njit(fastmath=_FAST, cache=True, nogil=True)
 def _locate_rows(x, n0, R, grid, span, U, dU, scratch):
-    """Spans and powers of samples n0 .. n0+R-1 (row i of the scratch arrays for sample n0+i):
-    span[i, d] and U[i, m, d] = u^m + m u^(m-1) e (e: the linear continuation beyond the grid,
-    zero inside it); dU[i, m, d] = dU_m/dx when dU has rows. Inputs run innermost and contiguous,
-    so the closed form of uniform knots and the powers are SIMD loops. ``scratch`` (3, D) holds
-    u, e and 1/h of one row. (Kernels index arrays in full rather than taking row views: a view
-    costs a reference-count update per use.)"""
+    """Spans and powers of samples n0 .. n0+R-1 (column i of the scratch arrays for sample
+    n0+i): span[d, i] and U[m, d, i] = u^m + m u^(m-1) e (e: the linear continuation beyond the
+    grid, zero inside it); dU[m, d, i] = dU_m/dx when dU has rows. ``scratch`` (3, ROWS) holds
+    one input's u, e and 1/h. Inputs run outermost and the block's rows innermost and
+    contiguous, so the closed form of uniform knots, the knot count and the powers are SIMD
+    loops over rows, whatever the number of inputs. (Kernels index arrays in full rather than
+    taking row views: a view costs a reference-count update per use.)"""
     interior, inv_h, lookup, bucket_scale, interior_t, uniform = grid
-    K1, D = U.shape[1], U.shape[2]
+    K1, D = U.shape[0], U.shape[1]
     G, B = inv_h.shape[1], lookup.shape[1] - 1
     T = U.dtype.type
     top = T(G - 1)
     slopes = dU.shape[0] > 0
-    for i in range(R):
-        n = n0 + i
+    for d in range(D):
+        lo, hi = interior[d, 0], interior[d, G]
         if uniform:
-            for d in range(D):
-                xv = x[n, d]
-                lo, hi, ih = interior[d, 0], interior[d, G], inv_h[d, 0]
+            ih = inv_h[d, 0]
+            for i in range(R):
+                xv = x[n0 + i, d]
                 xc = min(max(xv, lo), hi)
                 t = (xc - lo) * ih
                 f = min(np.floor(t), top)
-                span[i, d] = np.int64(f)
-                scratch[0, d] = t - f
-                scratch[1, d] = (xv - xc) * ih
-                scratch[2, d] = ih
+                span[d, i] = np.int64(f)
+                scratch[0, i] = t - f
+                scratch[1, i] = (xv - xc) * ih
+                scratch[2, i] = ih
         elif G <= COUNT_SPANS:  # few spans: count the knots at or below each input (SIMD)
-            for d in range(D):
-                scratch[0, d] = min(max(x[n, d], interior_t[0, d]), interior_t[G, d])
-                scratch[1, d] = 0
+            for i in range(R):
+                scratch[0, i] = min(max(x[n0 + i, d], lo), hi)
+                scratch[1, i] = 0
             for g in range(1, G):
-                for d in range(D):
-                    scratch[1, d] += T(interior_t[g, d] <= scratch[0, d])
-            for d in range(D):
-                xv, xc, s = x[n, d], scratch[0, d], np.int64(scratch[1, d])
+                knot = interior[d, g]
+                for i in range(R):
+                    scratch[1, i] += T(knot <= scratch[0, i])
+            for i in range(R):
+                xv, xc, s = x[n0 + i, d], scratch[0, i], np.int64(scratch[1, i])
                 ih = inv_h[d, s]
-                span[i, d] = s
-                scratch[0, d] = (xc - interior[d, s]) * ih
-                scratch[1, d] = (xv - xc) * ih
-                scratch[2, d] = ih
+                span[d, i] = s
+                scratch[0, i] = (xc - interior[d, s]) * ih
+                scratch[1, i] = (xv - xc) * ih
+                scratch[2, i] = ih
         else:  # bucket j holds spans lookup[d, j] .. lookup[d, j+1]: search only those
-            for d in range(D):
-                xv = x[n, d]
-                lo, hi = interior[d, 0], interior[d, G]
+            for i in range(R):
+                xv = x[n0 + i, d]
                 xc = min(max(xv, lo), hi)
                 j = min(int((xc - lo) * bucket_scale[d]), B - 1)
                 s, last = lookup[d, j], lookup[d, j + 1]
@@ -98,35 +99,35 @@ def _locate_rows(x, n0, R, grid, span, U, dU, scratch):
                 s -= (s > 0) * (interior[d, s] > xc)
                 s += (s < G - 1) * (interior[d, s + 1] <= xc)
                 ih = inv_h[d, s]
-                span[i, d] = s
-                scratch[0, d] = (xc - interior[d, s]) * ih
-                scratch[1, d] = (xv - xc) * ih
-                scratch[2, d] = ih
-        for d in range(D):
-            U[i, 0, d] = T(1)
+                span[d, i] = s
+                scratch[0, i] = (xc - interior[d, s]) * ih
+                scratch[1, i] = (xv - xc) * ih
+                scratch[2, i] = ih
+        for i in range(R):
+            U[0, d, i] = T(1)
         if K1 == 4:
-            for d in range(D):
-                u, e = scratch[0, d], scratch[1, d]
-                U[i, 1, d] = u + e
-                U[i, 2, d] = u * (u + T(2) * e)
-                U[i, 3, d] = u * u * (u + T(3) * e)
+            for i in range(R):
+                u, e = scratch[0, i], scratch[1, i]
+                U[1, d, i] = u + e
+                U[2, d, i] = u * (u + T(2) * e)
+                U[3, d, i] = u * u * (u + T(3) * e)
             if slopes:
-                for d in range(D):
-                    u, ih = scratch[0, d], scratch[2, d]
-                    dU[i, 1, d] = ih
-                    dU[i, 2, d] = T(2) * u * ih
-                    dU[i, 3, d] = T(3) * u * u * ih
+                for i in range(R):
+                    u, ih = scratch[0, i], scratch[2, i]
+                    dU[1, d, i] = ih
+                    dU[2, d, i] = T(2) * u * ih
+                    dU[3, d, i] = T(3) * u * u * ih
             continue
         for m in range(1, K1):
             fm = T(m)
-            for d in range(D):
-                u = scratch[0, d]
+            for i in range(R):
+                u = scratch[0, i]
                 p = T(1)  # u^(m-1)
                 for _ in range(m - 1):
                     p *= u
-                U[i, m, d] = p * (u + fm * scratch[1, d])
+                U[m, d, i] = p * (u + fm * scratch[1, i])
                 if slopes:
-                    dU[i, m, d] = fm * p * scratch[2, d]
+                    dU[m, d, i] = fm * p * scratch[2, i]
 
 
 def _fold(P, W, scale, base_weight, mask, Q, wb, d0, d1):
@@ -195,9 +196,9 @@ def _forward(x, grid, Q, y, r0, r1):
     polynomials stay in the cache while the block's rows read them. Rows r0 <= n < r1 only."""
     D = x.shape[1]
     K1, O = Q.shape[2], Q.shape[3]
-    span = np.empty((ROWS, D), np.int64)
-    U = np.empty((ROWS, K1, D), y.dtype)
-    scratch = np.empty((3, D), y.dtype)
+    span = np.empty((D, ROWS), np.int64)
+    U = np.empty((K1, D, ROWS), y.dtype)
+    scratch = np.empty((3, ROWS), y.dtype)
     for n0 in range(r0, r1, ROWS):
         R = min(r1, n0 + ROWS) - n0
         _locate_rows(x, n0, R, grid, span, U, U[:0], scratch)
@@ -205,20 +206,20 @@ def _forward(x, grid, Q, y, r0, r1):
             for i in range(R):
                 acc = y[n0 + i, 0]
                 for d in range(D):
-                    s = span[i, d]
+                    s = span[d, i]
                     acc += (
                         Q[d, s, 0, 0]
-                        + U[i, 1, d] * Q[d, s, 1, 0]
-                        + U[i, 2, d] * Q[d, s, 2, 0]
-                        + U[i, 3, d] * Q[d, s, 3, 0]
+                        + U[1, d, i] * Q[d, s, 1, 0]
+                        + U[2, d, i] * Q[d, s, 2, 0]
+                        + U[3, d, i] * Q[d, s, 3, 0]
                     )
                 y[n0 + i, 0] = acc
             continue
         for d in range(D):
             for i in range(R):
-                n, s = n0 + i, span[i, d]
+                n, s = n0 + i, span[d, i]
                 if K1 == 4:
-                    u1, u2, u3 = U[i, 1, d], U[i, 2, d], U[i, 3, d]
+                    u1, u2, u3 = U[1, d, i], U[2, d, i], U[3, d, i]
                     for o in range(O):
                         y[n, o] += (
                             Q[d, s, 0, o]
@@ -228,7 +229,7 @@ def _forward(x, grid, Q, y, r0, r1):
                         )
                 else:
                     for m in range(K1):
-                        um = U[i, m, d]
+                        um = U[m, d, i]
                         for o in range(O):
                             y[n, o] += um * Q[d, s, m, o]
 
@@ -242,34 +243,34 @@ def _backward(x, grid, Q, gy, gx, gq, need_x, r0, r1):
     G, K1, O = Q.shape[1], Q.shape[2], Q.shape[3]
     T = gy.dtype.type
     gq[:] = 0
-    span = np.empty((ROWS, D), np.int64)
-    U = np.empty((ROWS, K1, D), gy.dtype)
-    dU = np.empty((ROWS if need_x else 0, K1, D), gy.dtype)
-    scratch = np.empty((3, D), gy.dtype)
+    span = np.empty((D, ROWS), np.int64)
+    U = np.empty((K1, D, ROWS), gy.dtype)
+    dU = np.empty((K1 if need_x else 0, D, ROWS), gy.dtype)
+    scratch = np.empty((3, ROWS), gy.dtype)
     for n0 in range(r0, r1, ROWS):
         R = min(r1, n0 + ROWS) - n0
         _locate_rows(x, n0, R, grid, span, U, dU, scratch)
         if O == 1 and K1 == 4:  # one output: scalar code, no loop over the outputs
             for d in range(D):
                 for i in range(R):
-                    n, s = n0 + i, span[i, d]
+                    n, s = n0 + i, span[d, i]
                     go = gy[n, 0]
                     gq[d, s, 0, 0] += go
-                    gq[d, s, 1, 0] += go * U[i, 1, d]
-                    gq[d, s, 2, 0] += go * U[i, 2, d]
-                    gq[d, s, 3, 0] += go * U[i, 3, d]
+                    gq[d, s, 1, 0] += go * U[1, d, i]
+                    gq[d, s, 2, 0] += go * U[2, d, i]
+                    gq[d, s, 3, 0] += go * U[3, d, i]
                     if need_x:
                         gx[n, d] += go * (
-                            dU[i, 1, d] * Q[d, s, 1, 0]
-                            + dU[i, 2, d] * Q[d, s, 2, 0]
-                            + dU[i, 3, d] * Q[d, s, 3, 0]
+                            dU[1, d, i] * Q[d, s, 1, 0]
+                            + dU[2, d, i] * Q[d, s, 2, 0]
+                            + dU[3, d, i] * Q[d, s, 3, 0]
                         )
             continue
         for d in range(D):
             for i in range(R):
-                n, s = n0 + i, span[i, d]
+                n, s = n0 + i, span[d, i]
                 if K1 == 4:
-                    u1, u2, u3 = U[i, 1, d], U[i, 2, d], U[i, 3, d]
+                    u1, u2, u3 = U[1, d, i], U[2, d, i], U[3, d, i]
                     for o in range(O):
                         go = gy[n, o]
                         gq[d, s, 0, o] += go
@@ -277,7 +278,7 @@ def _backward(x, grid, Q, gy, gx, gq, need_x, r0, r1):
                         gq[d, s, 2, o] += go * u2
                         gq[d, s, 3, o] += go * u3
                     if need_x:
-                        v1, v2, v3 = dU[i, 1, d], dU[i, 2, d], dU[i, 3, d]
+                        v1, v2, v3 = dU[1, d, i], dU[2, d, i], dU[3, d, i]
                         acc = T(0)
                         for o in range(O):
                             acc += gy[n, o] * (
@@ -286,13 +287,13 @@ def _backward(x, grid, Q, gy, gx, gq, need_x, r0, r1):
                         gx[n, d] += acc
                 else:
                     for m in range(K1):
-                        um = U[i, m, d]
+                        um = U[m, d, i]
                         for o in range(O):
                             gq[d, s, m, o] += gy[n, o] * um
                     if need_x:
                         acc = T(0)
                         for m in range(1, K1):
-                            vm = dU[i, m, d]
+                            vm = dU[m, d, i]
                             for o in range(O):
                                 acc += gy[n, o] * vm * Q[d, s, m, o]
                         gx[n, d] += acc
