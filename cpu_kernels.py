@@ -4,11 +4,11 @@ The layer's splines are in piecewise-polynomial form: on span g of input d the s
 (d → o) is ``sum_m Q[d, g, m, o] u^m`` with ``u = (x - t_g) / h_g`` (`fold` builds Q from the
 B-spline coefficients and the per-edge scale, `unfold` is its adjoint); outside the base interval
 the spline continues linearly. For a block of sample rows the kernels first locate every input
-(span and powers of u: closed form on uniform knots, a count of the knots below it on grids
-of few spans, else a bucket table and at most a short branch-free search), then contract input by input: a SIMD loop over the outputs
-(contiguous in Q and y), consecutive rows independent of each other; a layer with one output
-sums over its inputs in a register instead. No intermediate tensor is materialised, so the cost
-is O(N·D·O·(k+1)) whatever the grid size.
+(span and powers of u: closed form on uniform knots, a count of the knots below it on grids of
+few spans, else a bucket table and at most a short branch-free search), then contract input by
+input: a SIMD loop over the outputs (contiguous in Q and y), consecutive rows independent of
+each other; a layer with one output sums over its inputs in a register instead. No
+intermediate tensor is materialised, so the cost is O(N·D·O·(k+1)) whatever the grid size.
 
 The kernels compute the spline branch only: the base branch b(x) @ w and its gradients are dense
 matrix products and vectorised elementwise ops, which torch does better (and the kernels then
@@ -17,7 +17,7 @@ float32: constants are cast, never promoted).
 
 Parallelism: the kernels are serial and release the GIL; a call splits its sample rows into
 one range per thread (`THREADS`, or one for small work) and runs them on a small thread pool.
-(numba's parallel compilation took half a minute per kernel and type to build.) The backward
+(numba's parallel compilation took up to 18 s per kernel and float type.) The backward
 accumulates the span-polynomial gradient in one buffer per range, summed in order, so results
 are deterministic for a given thread count.
 """
@@ -240,7 +240,7 @@ def _backward(x, grid, Q, gy, gx, gq, need_x, r0, r1):
     (The base branch's gradients, b(x)^T gy and b'(x) (gy w^T), are matrix products left to
     the caller: summed here they would chain every sample's update on the same memory.)"""
     D = x.shape[1]
-    G, K1, O = Q.shape[1], Q.shape[2], Q.shape[3]
+    K1, O = Q.shape[2], Q.shape[3]
     T = gy.dtype.type
     gq[:] = 0
     span = np.empty((D, ROWS), np.int64)
