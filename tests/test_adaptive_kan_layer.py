@@ -103,12 +103,12 @@ def test_fast_forward_and_gradients_match_dense_reference(k, grid, contraction):
 @pytest.mark.parametrize("grid", ["uniform", "random"])
 @pytest.mark.parametrize("k", DEGREES)
 def test_fused_kernel_on_wide_layers_matches_dense_reference(k, grid, threads, monkeypatch):
-    """Wide layers (the kernels vectorise over the outputs), through both the serial and the
-    parallel compilation, with a sample count that fills neither the row blocks nor the
-    gradient chunks evenly."""
+    """Wide layers (the kernels vectorise over the outputs), on one thread and split over
+    threads, with a sample count that fills neither the row blocks nor the row ranges evenly."""
     cpu_kernels = pytest.importorskip("cpu_kernels")
     monkeypatch.setattr(cpu_kernels, "SERIAL_WORK", 10**9 if threads == "serial" else 0)
     monkeypatch.setattr(cpu_kernels, "SERIAL_TABLE", 10**9 if threads == "serial" else 0)
+    monkeypatch.setattr(cpu_kernels, "THREADS", 3)  # uneven row ranges, three gradient parts
     layer = make_layer(3, 11, 7, k, 40 + k, grid)
     layer.contraction = "fused"
     assert_paths_agree(layer, sample_inputs(layer, 77, 40 + k, knots=k > 1), 40 + k)
