@@ -277,20 +277,19 @@ class AdaptiveKANLayer(nn.Module):
         tol = torch.minimum(64 * eps * g.abs().amax(dim=1), 1e-3 * h.abs().amin(dim=1))
         self._uniform = bool((spread <= tol).all())
         self._grid_views = (None,)  # numpy views for the fused kernels, made on first use
-        # Otherwise the fused kernels find the span through a bucket table: bucket j of
-        # LOOKUP_BUCKETS*G equal parts of the base interval starts in span lookup[:, j].
+        # Otherwise the fused kernels count the knots below a point on grids of few spans, and
+        # beyond that find its span through a bucket table: bucket j of LOOKUP_BUCKETS*G equal
+        # parts of the base interval starts in span lookup[:, j].
         B = LOOKUP_BUCKETS * self.grid_size
         lo, hi = g[:, :1], g[:, -1:]
         edges = lo + (hi - lo) * torch.linspace(0, 1, B + 1, dtype=g.dtype, device=g.device)
         span = torch.searchsorted(g, edges.contiguous(), right=True) - 1
         self.register_buffer("_lookup", span.clamp_(0, self.grid_size - 1), persistent=False)
         self.register_buffer("_bucket_scale", (B / (hi - lo)).reshape(-1), persistent=False)
-        # and on grids of few spans, by counting the knots below each input (inputs contiguous)
-        self.register_buffer("_interior_t", g.T.contiguous(), persistent=False)
 
     def _kernel_grid(self) -> tuple:
         """The grid tables as the fused kernels take them (numpy views, made once per grid)."""
-        tables = (self._interior, self._inv_h, self._lookup, self._bucket_scale, self._interior_t)
+        tables = (self._interior, self._inv_h, self._lookup, self._bucket_scale)
         key = tuple((t.data_ptr(), t.dtype) for t in tables)
         if self._grid_views[0] != key:
             self._grid_views = (key, (*(t.numpy() for t in tables), self._uniform))

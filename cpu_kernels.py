@@ -47,7 +47,7 @@ def _locate_rows(x, n0, R, grid, span, U, dU, scratch):
     contiguous, so the closed form of uniform knots, the knot count and the powers are SIMD
     loops over rows, whatever the number of inputs. (Kernels index arrays in full rather than
     taking row views: a view costs a reference-count update per use.)"""
-    interior, inv_h, lookup, bucket_scale, interior_t, uniform = grid
+    interior, inv_h, lookup, bucket_scale, uniform = grid
     K1, D = U.shape[0], U.shape[1]
     G, B = inv_h.shape[1], lookup.shape[1] - 1
     T = U.dtype.type
