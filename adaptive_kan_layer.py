@@ -179,12 +179,10 @@ class _FusedCPUFunction(torch.autograd.Function):
     def backward(ctx, gy):
         x, b, coef, scale, wb, mask, P, Q = ctx.saved_tensors
         need_x = ctx.needs_input_grad[0]
-        (N, D), O = x.shape, Q.shape[3]
-        C = cpu_kernels.chunks(N, D, O)
         gy = gy.detach().contiguous()
         # the base branch's input gradient; the kernel adds the splines' into it
         gx = _base_backward(gy @ wb.T, x, act=ctx.act) if need_x else x.new_empty(1, 1)
-        gq = Q.new_empty(C, *Q.shape)
+        gq = torch.empty_like(Q)
         xa, Qa, gya, gxa, gqa = (t.numpy() for t in (x, Q, gy, gx, gq))
         cpu_kernels.layer_backward(xa, ctx.grid, Qa, gya, gxa, gqa, need_x)
         g_coef, g_scale = torch.empty_like(coef), torch.empty_like(scale)

@@ -15,11 +15,11 @@ matrix products and vectorised elementwise ops, which torch does better (and the
 hold no transcendental calls). Everything runs in the arrays' own precision (float32 stays
 float32: constants are cast, never promoted).
 
-Parallelism: the kernels are serial and release the GIL; a call splits its sample rows into
-one range per thread (`THREADS`, or one for small work) and runs them on a small thread pool.
-(numba's parallel compilation took up to 18 s per kernel and float type.) The backward
-accumulates the span-polynomial gradient in one buffer per range, summed in order, so results
-are deterministic for a given thread count.
+Parallelism: the kernels are serial and release the GIL; a call splits its work into one range
+per thread (`THREADS`, or one for small work) and runs them on a small thread pool: the forward
+and `fold` / `unfold` split the inputs or rows they write, the backward splits the inputs, so
+every gradient entry is summed by one thread in sample order and results do not depend on the
+number of threads. (numba's parallel compilation took up to 18 s per kernel and float type.)
 """
 
 import os
@@ -39,21 +39,21 @@ _FAST = {"reassoc", "contract", "nsz", "arcp"}
 
 
 @njit(fastmath=_FAST, cache=True, nogil=True)
-def _locate_rows(x, n0, R, grid, span, U, dU, scratch):
+def _locate_rows(x, n0, R, grid, span, U, dU, scratch, d0, d1):
     """Spans and powers of samples n0 .. n0+R-1 (column i of the scratch arrays for sample
-    n0+i): span[d, i] and U[m, d, i] = u^m + m u^(m-1) e (e: the linear continuation beyond the
-    grid, zero inside it); dU[m, d, i] = dU_m/dx when dU has rows. ``scratch`` (3, ROWS) holds
-    one input's u, e and 1/h. Inputs run outermost and the block's rows innermost and
-    contiguous, so the closed form of uniform knots, the knot count and the powers are SIMD
-    loops over rows, whatever the number of inputs. (Kernels index arrays in full rather than
-    taking row views: a view costs a reference-count update per use.)"""
+    n0+i) in inputs d0 <= d < d1: span[d, i] and U[m, d, i] = u^m + m u^(m-1) e (e: the linear
+    continuation beyond the grid, zero inside it); dU[m, d, i] = dU_m/dx when dU has rows.
+    ``scratch`` (3, ROWS) holds one input's u, e and 1/h. Inputs run outermost and the block's
+    rows innermost and contiguous, so the closed form of uniform knots, the knot count and the
+    powers are SIMD loops over rows, whatever the number of inputs. (Kernels index arrays in
+    full rather than taking row views: a view costs a reference-count update per use.)"""
     interior, inv_h, lookup, bucket_scale, uniform = grid
-    K1, D = U.shape[0], U.shape[1]
+    K1 = U.shape[0]
     G, B = inv_h.shape[1], lookup.shape[1] - 1
     T = U.dtype.type
     top = T(G - 1)
     slopes = dU.shape[0] > 0
-    for d in range(D):
+    for d in range(d0, d1):
         lo, hi = interior[d, 0], interior[d, G]
         if uniform:
             ih = inv_h[d, 0]
@@ -159,10 +159,9 @@ def _fold(P, W, scale, base_weight, mask, Q, wb, d0, d1):
 
 
 def _unfold(P, gQ, W, scale, mask, gW, gscale, d0, d1):
-    """Adjoint of `fold`, with gQ (C, D, G, K1, O) summed over its chunk axis in order:
-    gW (D, n, O) for the coefficients and gscale (O, D) for the per-edge scale; for inputs
-    d0 <= d < d1."""
-    C, D, G, K1, O = gQ.shape
+    """Adjoint of `fold`: from gQ (D, G, K1, O), gW (D, n, O) for the coefficients and gscale
+    (O, D) for the per-edge scale; for inputs d0 <= d < d1."""
+    D, G, K1, O = gQ.shape
     n = gW.shape[1]
     for d in range(d0, d1):
         for j in range(n):
@@ -170,11 +169,17 @@ def _unfold(P, gQ, W, scale, mask, gW, gscale, d0, d1):
                 gW[d, j, o] = 0
         for g in range(G):
             for r in range(K1):
+                if O < 8:  # narrow: sum over m in a register
+                    for o in range(O):
+                        acc = gW.dtype.type(0)
+                        for m in range(K1):
+                            acc += P[d, g, r, m] * gQ[d, g, m, o]
+                        gW[d, g + r, o] += acc
+                    continue
                 for m in range(K1):
                     c = P[d, g, r, m]
-                    for part in range(C):
-                        for o in range(O):
-                            gW[d, g + r, o] += c * gQ[part, d, g, m, o]
+                    for o in range(O):
+                        gW[d, g + r, o] += c * gQ[d, g, m, o]
         for o in range(O):
             acc = gW.dtype.type(0)
             for j in range(n):
@@ -201,7 +206,7 @@ def _forward(x, grid, Q, y, r0, r1):
     scratch = np.empty((3, ROWS), y.dtype)
     for n0 in range(r0, r1, ROWS):
         R = min(r1, n0 + ROWS) - n0
-        _locate_rows(x, n0, R, grid, span, U, U[:0], scratch)
+        _locate_rows(x, n0, R, grid, span, U, U[:0], scratch, 0, D)
         if O == 1 and K1 == 4:  # one output: a register sum over the inputs per sample
             for i in range(R):
                 acc = y[n0 + i, 0]
@@ -234,24 +239,26 @@ def _forward(x, grid, Q, y, r0, r1):
                             y[n, o] += um * Q[d, s, m, o]
 
 
-def _backward(x, grid, Q, gy, gx, gq, need_x, r0, r1):
-    """Gradients of sum(gy * spline part of the layer at x) over rows r0 <= n < r1: added into
-    gx (N, D) when need_x, and the span-polynomial gradient gq (D, G, K1, O), overwritten.
-    (The base branch's gradients, b(x)^T gy and b'(x) (gy w^T), are matrix products left to
-    the caller: summed here they would chain every sample's update on the same memory.)"""
-    D = x.shape[1]
+def _backward(x, grid, Q, gy, gx, gq, need_x, d0, d1):
+    """Gradients of sum(gy * spline part of the layer at x) in inputs d0 <= d < d1, over all
+    rows: added into gx[:, d] (N, D) when need_x, and the span-polynomial gradient gq[d]
+    (D, G, K1, O), overwritten. Threads split the inputs, so each entry of gq and gx is summed
+    by one thread in row order: the results do not depend on the number of threads. (The base
+    branch's gradients, b(x)^T gy and b'(x) (gy w^T), are matrix products left to the caller:
+    summed here they would chain every sample's update on the same memory.)"""
+    N, D = x.shape
     K1, O = Q.shape[2], Q.shape[3]
     T = gy.dtype.type
-    gq[:] = 0
+    gq[d0:d1] = 0
     span = np.empty((D, ROWS), np.int64)
     U = np.empty((K1, D, ROWS), gy.dtype)
     dU = np.empty((K1 if need_x else 0, D, ROWS), gy.dtype)
     scratch = np.empty((3, ROWS), gy.dtype)
-    for n0 in range(r0, r1, ROWS):
-        R = min(r1, n0 + ROWS) - n0
-        _locate_rows(x, n0, R, grid, span, U, dU, scratch)
+    for n0 in range(0, N, ROWS):
+        R = min(N, n0 + ROWS) - n0
+        _locate_rows(x, n0, R, grid, span, U, dU, scratch, d0, d1)
         if O == 1 and K1 == 4:  # one output: scalar code, no loop over the outputs
-            for d in range(D):
+            for d in range(d0, d1):
                 for i in range(R):
                     n, s = n0 + i, span[d, i]
                     go = gy[n, 0]
@@ -266,7 +273,7 @@ def _backward(x, grid, Q, gy, gx, gq, need_x, r0, r1):
                             + dU[3, d, i] * Q[d, s, 3, 0]
                         )
             continue
-        for d in range(D):
+        for d in range(d0, d1):
             for i in range(R):
                 n, s = n0 + i, span[d, i]
                 if K1 == 4:
@@ -308,22 +315,16 @@ _pool = None
 
 def _run(kernel, parts: int, size: int, *args) -> None:
     """kernel(*args, lo, hi) over ``parts`` equal ranges of 0 .. size, the first on this thread
-    and the others on the pool's (the kernels release the GIL); ``args`` entries that are lists
-    give each part its own item."""
+    and the others on the pool's (the kernels release the GIL)."""
     global _pool
     bounds = [t * size // parts for t in range(parts + 1)]
-
-    def call(t):
-        own = [a[t] if isinstance(a, list) else a for a in args]
-        return kernel(*own, bounds[t], bounds[t + 1])
-
     if parts == 1:
-        call(0)
+        kernel(*args, 0, size)
         return
     if _pool is None:
         _pool = ThreadPoolExecutor(THREADS - 1, thread_name_prefix="kan-kernels")
-    futures = [_pool.submit(call, t) for t in range(1, parts)]
-    call(0)
+    futures = [_pool.submit(kernel, *args, bounds[t], bounds[t + 1]) for t in range(1, parts)]
+    kernel(*args, bounds[0], bounds[1])
     for future in futures:
         future.result()
 
@@ -336,10 +337,10 @@ def _forget_pool() -> None:  # a forked child inherits the pool's object but not
 os.register_at_fork(after_in_child=_forget_pool)
 
 
-def chunks(N: int, D: int, O: int) -> int:
-    """Threads (and span-polynomial gradient buffers) a layer call on N samples, D inputs and
-    O outputs uses: one for small work, where waking a thread costs more than it saves."""
-    return 1 if N * D * O < SERIAL_WORK else min(THREADS, max(N, 1))
+def _parts(work: int, size: int) -> int:
+    """Threads for a call of this much work over ``size`` rows or inputs: one for small work,
+    where waking a thread costs more than it saves."""
+    return 1 if work < SERIAL_WORK else min(THREADS, max(size, 1))
 
 
 def _table_parts(Q_shape) -> int:
@@ -353,18 +354,17 @@ def fold(P, W, scale, base_weight, mask, Q, wb) -> None:
 
 
 def unfold(P, gQ, W, scale, mask, gW, gscale) -> None:
-    """Gradients of the coefficients and scales from gQ (C, D, G, K1, O) (see `_unfold`)."""
-    _run(_unfold, _table_parts(gQ.shape[1:]), gW.shape[0], P, gQ, W, scale, mask, gW, gscale)
+    """Gradients of the coefficients and scales from gQ (D, G, K1, O) (see `_unfold`)."""
+    _run(_unfold, _table_parts(gQ.shape), gW.shape[0], P, gQ, W, scale, mask, gW, gscale)
 
 
 def layer_forward(x, grid, Q, y) -> None:
     """y += the spline part of the layer at x (see `_forward`), rows split over the threads."""
     N, D = x.shape
-    _run(_forward, chunks(N, D, Q.shape[3]), N, x, grid, Q, y)
+    _run(_forward, _parts(N * D * Q.shape[3], N), N, x, grid, Q, y)
 
 
-def layer_backward(x, grid, Q, gy, gx, gq_parts, need_x) -> None:
-    """The spline part's gradients (see `_backward`): gq_parts (C, D, G, K1, O) gets one part per
-    thread, C = `chunks` (summed in order by `unfold`, so results are deterministic)."""
-    N, C = x.shape[0], gq_parts.shape[0]
-    _run(_backward, C, N, x, grid, Q, gy, gx, list(gq_parts), need_x)
+def layer_backward(x, grid, Q, gy, gx, gq, need_x) -> None:
+    """The spline part's gradients (see `_backward`), inputs split over the threads."""
+    N, D = x.shape
+    _run(_backward, _parts(N * D * Q.shape[3], D), D, x, grid, Q, gy, gx, gq, need_x)

@@ -108,10 +108,32 @@ def test_fused_kernel_on_wide_layers_matches_dense_reference(k, grid, threads, m
     cpu_kernels = pytest.importorskip("cpu_kernels")
     monkeypatch.setattr(cpu_kernels, "SERIAL_WORK", 10**9 if threads == "serial" else 0)
     monkeypatch.setattr(cpu_kernels, "SERIAL_TABLE", 10**9 if threads == "serial" else 0)
-    monkeypatch.setattr(cpu_kernels, "THREADS", 3)  # uneven row ranges, three gradient parts
+    monkeypatch.setattr(cpu_kernels, "THREADS", 3)  # uneven row ranges, one input per thread
     layer = make_layer(3, 11, 7, k, 40 + k, grid)
     layer.contraction = "fused"
     assert_paths_agree(layer, sample_inputs(layer, 77, 40 + k, knots=k > 1), 40 + k)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_fused_kernel_results_do_not_depend_on_the_thread_count(dtype, monkeypatch):
+    """Bit for bit: the forward splits rows (each row summed by one thread), the backward splits
+    inputs (each gradient entry summed by one thread in sample order)."""
+    cpu_kernels = pytest.importorskip("cpu_kernels")
+    layer = make_layer(5, 9, 8, 3, 12, "random", dtype=dtype)
+    layer.contraction = "fused"
+    x = sample_inputs(layer, 301, 12).to(dtype)
+    gy = torch.randn(x.shape[0], 9, generator=torch.Generator().manual_seed(12), dtype=dtype)
+    results = []
+    for threads in (1, 3):
+        monkeypatch.setattr(cpu_kernels, "THREADS", threads)
+        monkeypatch.setattr(cpu_kernels, "SERIAL_WORK", 0)
+        monkeypatch.setattr(cpu_kernels, "SERIAL_TABLE", 0)
+        xi = x.clone().requires_grad_(True)
+        y = layer(xi)
+        params = [layer.coef, layer.base_weight, layer.spline_scale]
+        results.append((y, *torch.autograd.grad(y, [xi, *params], gy)))
+    for one, three in zip(*results):
+        assert torch.equal(one, three)
 
 
 @pytest.mark.parametrize("crowd", [30, 90], ids=["counted-spans", "span-table"])
