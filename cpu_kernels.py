@@ -317,10 +317,10 @@ def _run(kernel, parts: int, size: int, *args) -> None:
     """kernel(*args, lo, hi) over ``parts`` equal ranges of 0 .. size, the first on this thread
     and the others on the pool's (the kernels release the GIL)."""
     global _pool
-    bounds = [t * size // parts for t in range(parts + 1)]
     if parts == 1:
         kernel(*args, 0, size)
         return
+    bounds = [t * size // parts for t in range(parts + 1)]
     if _pool is None:
         _pool = ThreadPoolExecutor(THREADS - 1, thread_name_prefix="kan-kernels")
     futures = [_pool.submit(kernel, *args, bounds[t], bounds[t + 1]) for t in range(1, parts)]
@@ -340,7 +340,7 @@ os.register_at_fork(after_in_child=_forget_pool)
 def _parts(work: int, size: int) -> int:
     """Threads for a call of this much work over ``size`` rows or inputs: one for small work,
     where waking a thread costs more than it saves."""
-    return 1 if work < SERIAL_WORK else min(THREADS, max(size, 1))
+    return 1 if work < SERIAL_WORK else min(THREADS, size)
 
 
 def _table_parts(Q_shape) -> int:

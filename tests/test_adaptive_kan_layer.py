@@ -70,17 +70,22 @@ def max_rel(a, b):
 
 
 # ---------------------------------------------------------------------- fast path = reference
+def output_and_gradients(layer, path, x, gy):
+    """path(x) and the gradients of sum(gy * path(x)) w.r.t. x, coef, base_weight, spline_scale."""
+    xi = x.clone().requires_grad_(True)
+    y = path(xi)
+    params = [layer.coef, layer.base_weight, layer.spline_scale]
+    return (y, *torch.autograd.grad(y, [xi, *params], gy.to(y.dtype)))
+
+
 def assert_paths_agree(layer, x, seed, tol=1e-10):
     """forward and forward_reference agree in value and in the gradients w.r.t. x and every
     parameter, for a random upstream gradient."""
     gy = torch.randn(x.shape[0], layer.out_dim, generator=torch.Generator().manual_seed(seed))
-    results = []
-    for path in (layer.forward, layer.forward_reference):
-        xi = x.clone().requires_grad_(True)
-        y = path(xi)
-        params = [layer.coef, layer.base_weight, layer.spline_scale]
-        grads = torch.autograd.grad(y, [xi, *params], gy.to(y.dtype))
-        results.append((y, *grads))
+    results = [
+        output_and_gradients(layer, path, x, gy)
+        for path in (layer.forward, layer.forward_reference)
+    ]
     names = ["output", "x", "coef", "base_weight", "spline_scale"]
     for name, fast, ref in zip(names, *results):
         assert max_rel(fast, ref) < tol, name
@@ -128,10 +133,7 @@ def test_fused_kernel_results_do_not_depend_on_the_thread_count(dtype, monkeypat
         monkeypatch.setattr(cpu_kernels, "THREADS", threads)
         monkeypatch.setattr(cpu_kernels, "SERIAL_WORK", 0)
         monkeypatch.setattr(cpu_kernels, "SERIAL_TABLE", 0)
-        xi = x.clone().requires_grad_(True)
-        y = layer(xi)
-        params = [layer.coef, layer.base_weight, layer.spline_scale]
-        results.append((y, *torch.autograd.grad(y, [xi, *params], gy)))
+        results.append(output_and_gradients(layer, layer.forward, x, gy))
     for one, three in zip(*results):
         assert torch.equal(one, three)
 
