@@ -12,130 +12,18 @@ import difflib
 import json
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from errors import ConfigError, DataError
-from targets import compile_target
+from knots import KNOT_PLACEMENTS
+from layer_kernels import BASE_ACTIVATIONS
+from optimizers import OPTIMIZERS
+from runtime import DEVICES, DTYPES
+from schedule import UPDATE_STRATEGIES
+from targets import FUNCTIONS, compile_target
 
-DEFAULTS: dict = {
-    "project_name": "KAN_from_Scratch",
-    "layer_dims": [2, 4, 8, 4, 1],
-    "grid_size": 10,
-    "spline_degree": 3,
-    "learning_rate": 0.001,
-    "num_steps": 10000,
-    "dataset_size": 10000,
-    "test_size": 1000,
-    "target_function": "exp(sin(pi*x1) + x2**2)",
-    "data_file": None,
-    "input_range": [-1, 1],
-    "seed": 0,
-    "device": "auto",
-    "dtype": "float32",
-    "optimizer": "adam",
-    "batch_size": None,
-    "update_strategy": "adaptive",
-    "fixed_update_interval": 1000,
-    "max_grid_size": 100,
-    "adaptive_k": 5,
-    "grid_schedule": None,
-    "knot_placement": "error",
-    "use_regularization": False,
-    "l1_weight": 0.0,
-    "entropy_weight": 0.0,
-    "early_stopping_patience": None,
-    "validation_fraction": 0.1,
-    "prune": False,
-    "prune_threshold": 0.01,
-    "symbolic": False,
-    # developer keys
-    "adaptive_patience": 200,
-    "adaptive_threshold": 0.01,
-    "base_activation": "silu",
-    "log_interval": 500,
-    "checkpoint_interval": None,
-    "plots": True,
-    "progress_bar": True,
-    "grid_range_update_every": 100,
-    "grid_range_update_until": 1000,
-    "grid_eps": 1.0,
-    "prune_finetune_steps": 500,
-    "symbolic_library": None,
-    "symbolic_r2_threshold": 0.99,
-    "symbolic_finetune_steps": 1000,
-    "lbfgs_max_iter": 20,
-}
-
-# Keys beyond the product table: tuning knobs, documented in the README with their defaults.
-DEVELOPER_KEYS = tuple(DEFAULTS)[tuple(DEFAULTS).index("adaptive_patience") :]
-
-HELP: dict[str, str] = {
-    "project_name": "Name shown in the log and plot titles.",
-    "layer_dims": "Layer widths [n_in, h1, ..., n_out]; n_in and n_out must match the data.",
-    "grid_size": "Initial number of grid intervals G per edge.",
-    "spline_degree": "B-spline degree k (1 to 5).",
-    "learning_rate": "Optimizer step size (for lbfgs: the initial step of the line search; 1 "
-    "as in the KAN paper).",
-    "num_steps": "Number of optimizer steps.",
-    "dataset_size": "Training points sampled from target_function (ignored for data_file).",
-    "test_size": "Held-out test points (or data_file rows), never trained on.",
-    "target_function": "Expression in x1..xn (a list of them, one per output, when n_out > 1); "
-    "numbers, + - * / **, pi, e and sin cos tan asin acos atan sinh cosh tanh exp log log2 "
-    "log10 sqrt abs sign erf sigmoid j0. Null when data_file is used.",
-    "data_file": "CSV (inputs first, last n_out columns targets, header optional) or .npz with "
-    "arrays x and y; replaces target_function.",
-    "input_range": "Sampling range: one pair [lo, hi] for all inputs, or one pair per input.",
-    "seed": "Random seed: same seed, config and machine give identical results.",
-    "device": '"auto" (CUDA when available), "cpu" or "cuda".',
-    "dtype": '"float32" or "float64".',
-    "optimizer": '"adam" or "lbfgs".',
-    "batch_size": "Points per optimizer step; null = full batch.",
-    "update_strategy": 'Grid refinement trigger: "adaptive" (loss plateau), "fixed" (every '
-    'fixed_update_interval steps) or "none".',
-    "fixed_update_interval": 'Steps between refinements under "fixed".',
-    "max_grid_size": "Refinement adds no knots beyond this many grid intervals.",
-    "adaptive_k": "Knots added per input of every layer at each refinement.",
-    "grid_schedule": "Instead of adaptive_k: grid sizes, one per refinement event, e.g. "
-    "[3, 5, 10, 20, 50] (sizes not above the current one are skipped); null = use adaptive_k.",
-    "knot_placement": 'Where refinement puts new knots: "error" (where the fit needs '
-    'resolution), "density" (data quantiles) or "uniform".',
-    "use_regularization": "Add the L1 + entropy sparsity penalty (paper section 2.5.1).",
-    "l1_weight": "Weight of the L1 term of the sparsity penalty.",
-    "entropy_weight": "Weight of the entropy term of the sparsity penalty.",
-    "early_stopping_patience": "Stop when validation RMSE has not improved for this many steps "
-    "and keep the best model; null = off.",
-    "validation_fraction": "Fraction of the training points held out for early stopping.",
-    "prune": "After training, remove weak edges and nodes, then fine-tune.",
-    "prune_threshold": "Edges and hidden nodes whose attribution (share of the output they "
-    "carry, 0..1) is below this are pruned.",
-    "symbolic": "Fit a symbolic function to every surviving edge and write the formula.",
-    "adaptive_patience": "Steps the training loss may go without a relative improvement of "
-    "adaptive_threshold before an adaptive refinement.",
-    "adaptive_threshold": "Relative loss improvement that counts as progress for the plateau "
-    "detector.",
-    "base_activation": 'Base branch b(x) of every edge: "silu", "identity", "tanh" or "none".',
-    "log_interval": "Steps between log lines.",
-    "checkpoint_interval": "Steps between model checkpoints in the run folder; null = none.",
-    "plots": "Write the PDF plots.",
-    "progress_bar": "Show a progress bar (only on a terminal).",
-    "grid_range_update_every": "Steps between grid-range updates from the samples reaching each "
-    "layer; 0 = never.",
-    "grid_range_update_until": "No grid-range updates after this step.",
-    "grid_eps": "Knot placement at range updates: 1 = uniform over the data range, 0 = at data "
-    "quantiles, in between = a blend.",
-    "prune_finetune_steps": "Fine-tuning steps after pruning.",
-    "symbolic_library": "Names of the functions symbolic fitting may use; null = all.",
-    "symbolic_r2_threshold": "An edge is replaced by a symbolic function only when its fit "
-    "reaches this R^2.",
-    "symbolic_finetune_steps": "Fine-tuning steps of the affine parameters after symbolic fitting.",
-    "lbfgs_max_iter": "Inner iterations per LBFGS step.",
-}
-
-# Used to check symbolic_library when symbolic.py does not provide LIBRARY.
-FALLBACK_SYMBOLIC_NAMES = (
-    "x", "x^2", "x^3", "x^4", "1/x", "sqrt", "exp", "log", "sin", "cos", "tan", "tanh", "abs",
-    "gaussian", "0",
-)  # fmt: skip
+FUNCTION_NAMES = tuple(FUNCTIONS)
 
 # Keys whose `--set` value stays text when it happens to read as a JSON number or boolean.
 _TEXT_KEYS = ("project_name", "target_function", "data_file")
@@ -297,7 +185,11 @@ def _symbolic_library(value: object) -> list[str] | None:
         return None
     if not isinstance(value, list) or not value or not all(isinstance(n, str) for n in value):
         raise _Invalid("must be null (all functions) or a non-empty list of function names")
-    known = symbolic_names()
+    # symbolic_fit owns the names; imported here only when a config names functions (it brings
+    # sympy, half a second to import)
+    from symbolic_fit import LIBRARY
+
+    known = list(LIBRARY)
     for name in value:
         if name not in known:
             raise _Invalid(
@@ -308,65 +200,173 @@ def _symbolic_library(value: object) -> list[str] | None:
     return list(value)
 
 
-def symbolic_names() -> list[str]:
-    """Function names symbolic fitting knows: symbolic.LIBRARY when present, else the fallback."""
-    if Path(__file__).with_name("symbolic.py").exists():
-        import symbolic
+@dataclass(frozen=True)
+class Key:
+    """One config key: its default, the rule that checks and normalises a value (raising
+    `_Invalid`), and the help text of the README's table."""
 
-        library = getattr(symbolic, "LIBRARY", None)
-        if library is not None:
-            return [item if isinstance(item, str) else item.name for item in library]
-    return list(FALLBACK_SYMBOLIC_NAMES)
+    default: object
+    rule: Callable[[object], object]
+    help: str
 
 
-_RULES: dict[str, Callable[[object], object]] = {
-    "project_name": _project_name,
-    "layer_dims": _layer_dims,
-    "grid_size": _integer(1),
-    "spline_degree": _integer(1, 5),
-    "learning_rate": _number(0, open_low=True),
-    "num_steps": _integer(0),
-    "dataset_size": _integer(1),
-    "test_size": _integer(1),
-    "target_function": _target_function,
-    "data_file": _data_file,
-    "input_range": _input_range,
-    "seed": _integer(0),
-    "device": _choice("auto", "cpu", "cuda"),
-    "dtype": _choice("float32", "float64"),
-    "optimizer": _choice("adam", "lbfgs"),
-    "batch_size": _integer(1, nullable=True),
-    "update_strategy": _choice("adaptive", "fixed", "none"),
-    "fixed_update_interval": _integer(1),
-    "max_grid_size": _integer(1),
-    "adaptive_k": _integer(1),
-    "grid_schedule": _grid_schedule,
-    "knot_placement": _choice("error", "density", "uniform"),
-    "use_regularization": _boolean,
-    "l1_weight": _number(0),
-    "entropy_weight": _number(0),
-    "early_stopping_patience": _integer(1, nullable=True),
-    "validation_fraction": _number(0, 1, open_low=True, open_high=True),
-    "prune": _boolean,
-    "prune_threshold": _number(0),
-    "symbolic": _boolean,
-    "adaptive_patience": _integer(1),
-    "adaptive_threshold": _number(0, 1, open_low=True, open_high=True),
-    "base_activation": _choice("silu", "identity", "tanh", "none"),
-    "log_interval": _integer(1),
-    "checkpoint_interval": _integer(1, nullable=True),
-    "plots": _boolean,
-    "progress_bar": _boolean,
-    "grid_range_update_every": _integer(0),
-    "grid_range_update_until": _integer(0),
-    "grid_eps": _number(0, 1),
-    "prune_finetune_steps": _integer(0),
-    "symbolic_library": _symbolic_library,
-    "symbolic_r2_threshold": _number(0, 1, open_low=True),
-    "symbolic_finetune_steps": _integer(0),
-    "lbfgs_max_iter": _integer(1),
+KEYS: dict[str, Key] = {
+    "project_name": Key(
+        "KAN_from_Scratch", _project_name, "Name shown in the log and plot titles."
+    ),
+    "layer_dims": Key(
+        [2, 4, 8, 4, 1],
+        _layer_dims,
+        "Layer widths [n_in, h1, ..., n_out]; n_in and n_out must match the data.",
+    ),
+    "grid_size": Key(10, _integer(1), "Initial number of grid intervals G per edge."),
+    "spline_degree": Key(3, _integer(1, 5), "B-spline degree k (1 to 5)."),
+    "learning_rate": Key(
+        0.001,
+        _number(0, open_low=True),
+        "Optimizer step size (for lbfgs: the initial step of the line search; 1 as in the KAN "
+        "paper).",
+    ),
+    "num_steps": Key(10000, _integer(0), "Number of optimizer steps."),
+    "dataset_size": Key(
+        10000, _integer(1), "Training points sampled from target_function (ignored for data_file)."
+    ),
+    "test_size": Key(
+        1000, _integer(1), "Held-out test points (or data_file rows), never trained on."
+    ),
+    "target_function": Key(
+        "exp(sin(pi*x1) + x2**2)",
+        _target_function,
+        "Expression in x1..xn (a list of them, one per output, when n_out > 1); numbers, "
+        "+ - * / **, pi, e and " + " ".join(FUNCTION_NAMES) + ". Null when data_file is used.",
+    ),
+    "data_file": Key(
+        None,
+        _data_file,
+        "CSV (inputs first, last n_out columns targets, header optional) or .npz with arrays x "
+        "and y; replaces target_function.",
+    ),
+    "input_range": Key(
+        [-1, 1],
+        _input_range,
+        "Sampling range: one pair [lo, hi] for all inputs, or one pair per input.",
+    ),
+    "seed": Key(
+        0, _integer(0), "Random seed: same seed, config and machine give identical results."
+    ),
+    "device": Key("auto", _choice(*DEVICES), '"auto" (CUDA when available), "cpu" or "cuda".'),
+    "dtype": Key("float32", _choice(*DTYPES), '"float32" or "float64".'),
+    "optimizer": Key("adam", _choice(*OPTIMIZERS), '"adam" or "lbfgs".'),
+    "batch_size": Key(
+        None, _integer(1, nullable=True), "Points per optimizer step; null = full batch."
+    ),
+    "update_strategy": Key(
+        "adaptive",
+        _choice(*UPDATE_STRATEGIES),
+        'Grid refinement trigger: "adaptive" (loss plateau), "fixed" (every '
+        'fixed_update_interval steps) or "none".',
+    ),
+    "fixed_update_interval": Key(1000, _integer(1), 'Steps between refinements under "fixed".'),
+    "max_grid_size": Key(
+        100, _integer(1), "Refinement adds no knots beyond this many grid intervals."
+    ),
+    "adaptive_k": Key(5, _integer(1), "Knots added per input of every layer at each refinement."),
+    "grid_schedule": Key(
+        None,
+        _grid_schedule,
+        "Instead of adaptive_k: grid sizes, one per refinement event, e.g. [3, 5, 10, 20, 50] "
+        "(sizes not above the current one are skipped); null = use adaptive_k.",
+    ),
+    "knot_placement": Key(
+        "error",
+        _choice(*KNOT_PLACEMENTS),
+        'Where refinement puts new knots: "error" (where the fit needs resolution), "density" '
+        '(data quantiles) or "uniform".',
+    ),
+    "use_regularization": Key(
+        False, _boolean, "Add the L1 + entropy sparsity penalty (paper section 2.5.1)."
+    ),
+    "l1_weight": Key(0.0, _number(0), "Weight of the L1 term of the sparsity penalty."),
+    "entropy_weight": Key(0.0, _number(0), "Weight of the entropy term of the sparsity penalty."),
+    "early_stopping_patience": Key(
+        None,
+        _integer(1, nullable=True),
+        "Stop when validation RMSE has not improved for this many steps and keep the best "
+        "model; null = off.",
+    ),
+    "validation_fraction": Key(
+        0.1,
+        _number(0, 1, open_low=True, open_high=True),
+        "Fraction of the training points held out for early stopping.",
+    ),
+    "prune": Key(False, _boolean, "After training, remove weak edges and nodes, then fine-tune."),
+    "prune_threshold": Key(
+        0.01,
+        _number(0),
+        "Edges and hidden nodes whose attribution (share of the output they carry, 0..1) is "
+        "below this are pruned.",
+    ),
+    "symbolic": Key(
+        False, _boolean, "Fit a symbolic function to every surviving edge and write the formula."
+    ),
+    # developer keys (tuning knobs; DEVELOPER_KEYS below starts here)
+    "adaptive_patience": Key(
+        200,
+        _integer(1),
+        "Steps the training loss may go without a relative improvement of adaptive_threshold "
+        "before an adaptive refinement.",
+    ),
+    "adaptive_threshold": Key(
+        0.01,
+        _number(0, 1, open_low=True, open_high=True),
+        "Relative loss improvement that counts as progress for the plateau detector.",
+    ),
+    "base_activation": Key(
+        "silu",
+        _choice(*BASE_ACTIVATIONS),
+        'Base branch b(x) of every edge: "silu", "identity", "tanh" or "none".',
+    ),
+    "log_interval": Key(500, _integer(1), "Steps between log lines."),
+    "checkpoint_interval": Key(
+        None,
+        _integer(1, nullable=True),
+        "Steps between model checkpoints in the run folder; null = none.",
+    ),
+    "plots": Key(True, _boolean, "Write the PDF plots."),
+    "progress_bar": Key(True, _boolean, "Show a progress bar (only on a terminal)."),
+    "grid_range_update_every": Key(
+        100,
+        _integer(0),
+        "Steps between grid-range updates from the samples reaching each layer; 0 = never.",
+    ),
+    "grid_range_update_until": Key(1000, _integer(0), "No grid-range updates after this step."),
+    "grid_eps": Key(
+        1.0,
+        _number(0, 1),
+        "Knot placement at range updates: 1 = uniform over the data range, 0 = at data "
+        "quantiles, in between = a blend.",
+    ),
+    "prune_finetune_steps": Key(500, _integer(0), "Fine-tuning steps after pruning."),
+    "symbolic_library": Key(
+        None,
+        _symbolic_library,
+        "Names of the functions symbolic fitting may use; null = all.",
+    ),
+    "symbolic_r2_threshold": Key(
+        0.99,
+        _number(0, 1, open_low=True),
+        "An edge is replaced by a symbolic function only when its fit reaches this R^2.",
+    ),
+    "symbolic_finetune_steps": Key(
+        1000,
+        _integer(0),
+        "Fine-tuning steps of the affine parameters after symbolic fitting.",
+    ),
+    "lbfgs_max_iter": Key(20, _integer(1), "Inner iterations per LBFGS step."),
 }
-assert list(_RULES) == list(DEFAULTS) == list(HELP), "every key needs a default, rule and help"
+DEFAULTS: dict = {name: key.default for name, key in KEYS.items()}
+# Keys beyond the product table: tuning knobs, documented in the README with their defaults.
+DEVELOPER_KEYS = tuple(KEYS)[tuple(KEYS).index("adaptive_patience") :]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,9 +388,9 @@ def _resolve(given: dict, origins: dict[str, str], fallback: str) -> dict:
         return next((origins[key] for key in keys if key in origins), fallback)
 
     cfg = copy.deepcopy({**DEFAULTS, **given})
-    for key, rule in _RULES.items():
+    for key, spec in KEYS.items():
         try:
-            cfg[key] = rule(cfg[key])
+            cfg[key] = spec.rule(cfg[key])
         except _Invalid as problem:
             found = f", got {_show(cfg[key])}" if problem.quote_value else ""
             raise ConfigError(f"{where(key)}: {key} {problem}{found}") from None
@@ -519,5 +519,5 @@ def load_config(path: str | None, overrides: Iterable[str] = ()) -> dict:
 def help_table(keys: Iterable[str] = DEFAULTS) -> str:
     """A Markdown table of keys, defaults and meanings (for the README)."""
     rows = ["| key | default | meaning |", "|---|---|---|"]
-    rows += [f"| `{key}` | `{json.dumps(DEFAULTS[key])}` | {HELP[key]} |" for key in keys]
+    rows += [f"| `{key}` | `{json.dumps(KEYS[key].default)}` | {KEYS[key].help} |" for key in keys]
     return "\n".join(rows)

@@ -63,3 +63,20 @@ def read_json_object(path: str | os.PathLike, what: str = "JSON") -> dict:
     if not isinstance(document, dict):
         raise UserError(f"{path}: the {what} must be a JSON object")
     return document
+
+
+PDF_METADATA = {"Creator": "pykan_mit", "CreationDate": None}  # no date: reruns give equal files
+PDF_DPI = 200  # of the rasterized parts of a page (3-D surfaces)
+
+
+def save_pdf(path: str | os.PathLike, figures) -> None:
+    """matplotlib figures as the pages of one PDF, each drawn (taken from the iterable) as it
+    is written."""
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    def write(tmp: str) -> None:
+        with PdfPages(tmp, metadata=PDF_METADATA) as pdf:
+            for fig in figures:
+                pdf.savefig(fig, dpi=PDF_DPI)
+
+    atomic_write(path, write)

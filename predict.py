@@ -11,7 +11,6 @@ Nothing in the run folder is imported or executed (see `simple_kan.load_model`).
 """
 
 import argparse
-import csv
 import math
 import sys
 from collections.abc import Callable
@@ -20,22 +19,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import cli
 import fileio
+from arrays import as_tensor_like
+from data_files import is_number, read_csv
 from errors import UserError
-from simple_kan import load_model, resolve_device
-from targets import is_number
+from run_folder import MODEL_FILE
+from runtime import DEVICES, resolve_device
+from simple_kan import load_model
 
-__all__ = [
-    "load_model",
-    "predict",
-    "evaluate",
-    "training_range",
-    "read_points_csv",
-    "resolve_device",
-    "main",
-]
-
-DEVICES = ("cpu", "cuda", "auto")
+__all__ = ["load_model", "predict", "evaluate", "read_points_csv", "main"]
 
 
 def evaluate(model: torch.nn.Module, points) -> np.ndarray:
@@ -52,8 +45,7 @@ def evaluate(model: torch.nn.Module, points) -> np.ndarray:
         raise UserError(
             f"points must have shape (N, {n_in}) or ({n_in},) for this model, got {shape}"
         )
-    reference = next(model.parameters())
-    x = torch.as_tensor(array).to(device=reference.device, dtype=reference.dtype)
+    x = as_tensor_like(array, next(model.parameters()))
     with torch.no_grad():
         return model(x).cpu().numpy()
 
@@ -63,32 +55,6 @@ def predict(run_dir, points, device: str = "cpu") -> np.ndarray:
     (``(N, n_in)`` or one point ``(n_in,)``). Raises `UserError` for a bad folder or points."""
     model, _ = load_model(run_dir, resolve_device(device))
     return evaluate(model, points)
-
-
-def _is_pair(value) -> bool:
-    return (
-        isinstance(value, list | tuple)
-        and len(value) == 2
-        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-        and all(math.isfinite(v) for v in value)
-        and value[0] <= value[1]
-    )
-
-
-def training_range(model: torch.nn.Module, config: dict) -> list[tuple[float, float]] | None:
-    """The ``(lo, hi)`` of every input the model was trained on: the config's "model" block,
-    else its "input_range" (one pair for all inputs, or one per input); None when neither
-    holds a usable range."""
-    n_in = model.layer_dims[0]
-    block = config.get("model")
-    value = block.get("input_range") if isinstance(block, dict) else None
-    if value is None:
-        value = config.get("input_range")
-    if _is_pair(value):
-        value = [value] * n_in
-    if isinstance(value, list) and len(value) == n_in and all(_is_pair(p) for p in value):
-        return [(float(lo), float(hi)) for lo, hi in value]
-    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -115,39 +81,14 @@ def _number(text: str, where: str) -> float:
     return value
 
 
-def read_points_csv(path: str, n_in: int) -> tuple[np.ndarray, list[int]]:
-    """The points ``(N, n_in)`` in a CSV file and the line each came from. The first non-blank
-    row is a header when any of its cells is not a number; blank lines are skipped."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            rows = [(reader.line_num, row) for row in reader]
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: cannot read CSV (not a UTF-8 text file)") from None
-    except OSError as error:
-        raise UserError(f"{path}: cannot read CSV ({error.strerror or error})") from None
-    except csv.Error as error:
-        raise UserError(f"{path}: cannot read CSV ({error})") from None
-    points, lines, first = [], [], True
-    for line, row in rows:
-        cells = [cell.strip() for cell in row]
-        if not any(cells):
-            continue
-        header = first and not all(is_number(c) for c in cells)
-        first = False
-        if len(cells) != n_in:
-            kind = "header has" if header else "row has"
-            raise UserError(
-                f"{path} line {line}: {kind} {len(cells)} column{'s' * (len(cells) != 1)}, but "
-                f"the model takes {n_in} input{'s' * (n_in != 1)} ({_names(n_in)})"
-            )
-        if not header:
-            where = f"{path} line {line}, column"
-            points.append([_number(c, f"{where} {j}") for j, c in enumerate(cells, 1)])
-            lines.append(line)
-    if not points:
-        raise UserError(f"{path}: no points (the file has no data rows)")
-    return np.array(points, dtype=np.float64), lines
+def read_points_csv(path: str, n_in: int, n_out: int = 0) -> tuple[np.ndarray, list[int]]:
+    """The points ``(N, n_in)`` in a CSV file and the line each came from (the CSV rules of
+    data_files.read_csv). A file of ``n_in + n_out`` columns, like the one the model was
+    trained on, gives its first ``n_in`` columns (the targets are not read)."""
+    hint = f"the model takes {n_in} input{'s' * (n_in != 1)} ({_names(n_in)})"
+    widths = (n_in, n_in + n_out) if n_out else (n_in,)
+    table = read_csv(path, widths, hint)
+    return table.values[:, :n_in], table.lines
 
 
 def _warn_outside(points: np.ndarray, ranges, describe: Callable[[int], str]) -> None:
@@ -175,18 +116,13 @@ def _warn_outside(points: np.ndarray, ranges, describe: Callable[[int], str]) ->
     )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UserError(message)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = cli.ArgumentParser(
         prog="predict.py",
         description="Predict with a trained pykan_mit model: one point given on the command "
         "line, or every row of a CSV file.",
     )
-    parser.add_argument("run_dir", nargs="?", help="the run folder (or its pykan_mit_model.pth)")
+    parser.add_argument("run_dir", nargs="?", help=f"the run folder (or its {MODEL_FILE})")
     parser.add_argument(
         "coordinates", nargs="*", metavar="X", help="the point's coordinates x1 ... xn"
     )
@@ -239,9 +175,9 @@ def run(argv: list[str]) -> None:
     point = [_number(t, f"coordinate x{i}") for i, t in enumerate(args.coordinates, 1)]
     if args.out is not None:
         _check_out(args.out)
-    model, config = load_model(args.run_dir, device)
+    model, _ = load_model(args.run_dir, device)
     n_in, n_out = model.layer_dims[0], model.layer_dims[-1]
-    ranges = training_range(model, config)
+    ranges = model.input_range
 
     if args.csv is None:
         if len(point) != n_in:
@@ -257,7 +193,7 @@ def run(argv: list[str]) -> None:
             print(f"{name}({shown}) = {float(value)!r}")
         return
 
-    points, lines = read_points_csv(args.csv, n_in)
+    points, lines = read_points_csv(args.csv, n_in, n_out)
     _warn_outside(points, ranges, lambda i: f"{args.csv} line {lines[i]}")
     values = evaluate(model, points)
     header = [f"x{i}" for i in range(1, n_in + 1)] + [f"y{j}" for j in range(1, n_out + 1)]
@@ -275,12 +211,7 @@ def run(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; a user mistake prints ``error: …`` (one line) and returns 2."""
-    try:
-        run(sys.argv[1:] if argv is None else list(argv))
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.run(run, argv)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,14 @@ import torch
 from torch import nn
 
 import fileio
+import run_folder
 from adaptive_kan_layer import AdaptiveKANLayer
 from errors import UserError
+from run_folder import CONFIG_FILE, MODEL_FILE
+from runtime import resolve_device
 
-MODEL_FILE = "pykan_mit_model.pth"
-CONFIG_FILE = "pykan_mit_config.json"
+__all__ = ["SimpleKAN", "load_model", "MODEL_FILE", "CONFIG_FILE"]
+
 FORMAT = "pykan_mit-model-1"
 
 
@@ -34,11 +37,15 @@ class SimpleKAN(nn.Module):
         device=None,
     ):
         """``grid_range``: the first layer's input range, one (lo, hi) pair or one per input;
-        hidden layers start on [-1, 1] and follow their data through `update_grid_range`."""
+        hidden layers start on [-1, 1] and follow their data through `update_grid_range`. The
+        model remembers it as ``input_range`` (the range it is trained on: saved with the model,
+        used by prediction warnings and plots)."""
         super().__init__()
         if len(layer_dims) < 2 or any(int(d) < 1 for d in layer_dims):
             raise ValueError(f"layer_dims must be >= 2 positive widths, got {layer_dims}")
         self.layer_dims = [int(d) for d in layer_dims]
+        pairs = torch.as_tensor(grid_range, dtype=torch.float64).reshape(-1, 2)
+        self.input_range = pairs.expand(self.layer_dims[0], 2).tolist()
         self.spline_degree = spline_degree
         self.base_activation = base_activation
         self.layers = nn.ModuleList(
@@ -104,9 +111,6 @@ class SimpleKAN(nn.Module):
             entropy = -(p * torch.log(p + 1e-12)).sum()
             reg = reg + l1_weight * total + entropy_weight * entropy
         return x, reg
-
-    def regularization_loss(self, x, l1_weight: float = 1.0, entropy_weight: float = 1.0):
-        return self.forward_regularized(x, l1_weight, entropy_weight)[1]
 
     # ------------------------------------------------------------------ grids
     @torch.no_grad()
@@ -236,6 +240,7 @@ class SimpleKAN(nn.Module):
             dtype=self.layers[0].knots.dtype,
             device=self.layers[0].knots.device,
         )
+        small.input_range = [list(pair) for pair in self.input_range]
         for index, (old, new) in enumerate(zip(self.layers, small.layers)):
             rows, cols = keep_node[index + 1], keep_node[index]
             state = {
@@ -258,29 +263,24 @@ class SimpleKAN(nn.Module):
 
     # ------------------------------------------------------------------ save / load
     def architecture(self) -> dict:
+        """What rebuilds the model's shapes (saved beside its tensors and in the config)."""
         return {
             "layer_dims": list(self.layer_dims),
             "grid_sizes": self.grid_sizes,
             "spline_degree": self.spline_degree,
             "base_activation": self.base_activation,
             "dtype": str(self.layers[0].knots.dtype).removeprefix("torch."),
+            "input_range": [[float(a), float(b)] for a, b in self.input_range],
         }
 
-    def save_model(self, run_dir, config: dict, input_range=None) -> None:
-        """Write ``pykan_mit_model.pth`` (plain tensors/strings, weights_only-loadable) and
-        ``pykan_mit_config.json``: the config plus a "model" block with the final architecture
-        (layer dims, grid sizes, degree, ...) and, when given, the input range it was trained on
-        (``(n_in, 2)``)."""
-        run_dir = Path(run_dir)
+    def checkpoint(self) -> dict:
+        """The model as plain tensors, strings and numbers (loadable with weights_only)."""
         state = {key: v.detach().cpu() for key, v in self.state_dict().items()}
-        arch = self.architecture()
-        fileio.save_tensors(
-            run_dir / MODEL_FILE, {"format": FORMAT, "architecture": arch, "state_dict": state}
-        )
-        block = dict(arch)
-        if input_range is not None:
-            block["input_range"] = [[float(a), float(b)] for a, b in input_range]
-        fileio.write_json(run_dir / CONFIG_FILE, {**config, "model": block})
+        return {"format": FORMAT, "architecture": self.architecture(), "state_dict": state}
+
+    def save_model(self, run_dir, config: dict) -> None:
+        """Write the model file and the config beside it into ``run_dir`` (see run_folder)."""
+        run_folder.write_model_files(run_dir, self.checkpoint(), config, self.architecture())
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict) -> "SimpleKAN":
@@ -289,6 +289,7 @@ class SimpleKAN(nn.Module):
             arch["layer_dims"],
             grid_size=1,
             spline_degree=int(arch["spline_degree"]),
+            grid_range=arch["input_range"],
             base_activation=arch["base_activation"],
             dtype=getattr(torch, arch["dtype"]),
         )
@@ -302,19 +303,6 @@ def _spans_exactly(layer: AdaptiveKANLayer, x: torch.Tensor) -> bool:
     grid = layer.grid_range()
     tol = 16 * torch.finfo(grid.dtype).eps * (grid[:, 1] - grid[:, 0]).abs()[:, None]
     return bool(((seen - grid).abs() <= tol).all())
-
-
-def resolve_device(name: str) -> torch.device:
-    """ "auto" → CUDA when available, else the CPU; CUDA on a machine without it is a user error."""
-    name = str(name)
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device '{name}': CUDA is not available on this machine")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise UserError(f"device '{name}': not a device (use auto, cpu or cuda)") from None
 
 
 def _load_error(model_file: Path, exc: Exception) -> UserError:
@@ -335,13 +323,7 @@ def load_model(path, device="cpu") -> tuple[SimpleKAN, dict]:
     Tensors are loaded with ``weights_only=True``: a file carrying code is refused, and nothing
     in the run folder (``src_backup/`` included) is ever imported or executed.
     """
-    path = Path(path)
-    if path.is_dir():
-        model_file, config_file = path / MODEL_FILE, path / CONFIG_FILE
-    elif path.is_file():
-        model_file, config_file = path, path.parent / CONFIG_FILE
-    else:
-        raise UserError(f"run folder or model file not found: {path}")
+    model_file, config_file = run_folder.model_paths(path)
     if not model_file.is_file():
         raise UserError(f"no model file in {path}: expected {MODEL_FILE}")
     if not config_file.is_file():

@@ -4,40 +4,19 @@ pruning masks, grid-range updates and function-preserving refinement."""
 import numpy as np
 import pytest
 import torch
-from test_spline import DEGREES, random_knots, scipy_basis
+from layer_cases import (
+    F64,
+    assert_paths_agree,
+    make_layer,
+    max_rel,
+    sample_inputs,
+)
+from references import scipy_basis
 
 import spline
 from adaptive_kan_layer import AdaptiveKANLayer
 
-F64 = torch.float64
-
-
-def perturb(layer, seed, scale=0.5):
-    """Add noise to every parameter, so no test relies on the initialisation's special values."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in layer.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=gen, dtype=p.dtype))
-
-
-def make_layer(in_dim, out_dim, G, k, seed, grid="uniform", base="silu", dtype=F64):
-    """A layer with random parameters on a uniform grid over [-1, 1] ("uniform"), on random
-    non-uniform knots, one vector per input ("random"), or on knots refined by the density of
-    samples crowded towards -1 ("density")."""
-    torch.manual_seed(seed)
-    layer = AdaptiveKANLayer(in_dim, out_dim, G, k, base_activation=base, dtype=dtype)
-    if grid == "random":
-        rng = np.random.default_rng(seed)
-        t = np.stack(
-            [random_knots(rng, k, G, lo=-1 - 0.3 * i, hi=1 + 0.2 * i) for i in range(in_dim)]
-        )
-        layer._set_grid(torch.tensor(t, dtype=dtype), layer.coef.data)
-    elif grid == "density":
-        gen = torch.Generator().manual_seed(seed)
-        x = torch.rand(200, in_dim, generator=gen, dtype=dtype) ** 3 * 2 - 1
-        layer.refine(x, k=3, placement="density")
-    perturb(layer, seed)
-    return layer
+DEGREES = [1, 2, 3, 4, 5]
 
 
 def smooth_layer(in_dim, out_dim, G, k, seed):
@@ -52,45 +31,6 @@ def smooth_layer(in_dim, out_dim, G, k, seed):
     return layer
 
 
-def sample_inputs(layer, N, seed, knots=True):
-    """(N, in) points spread over each base interval and half its width beyond either end,
-    plus (optionally) every interior knot and both ends."""
-    gen = torch.Generator().manual_seed(seed)
-    lo, hi = layer.grid_range().unbind(1)
-    w = hi - lo
-    x = lo - 0.5 * w + 2 * w * torch.rand(N, layer.in_dim, generator=gen, dtype=lo.dtype)
-    if knots:
-        x = torch.cat([x, layer.interior_knots().T], dim=0)
-    return x
-
-
-def max_rel(a, b):
-    a, b = a.detach(), b.detach()
-    return float((a - b).abs().max() / b.abs().max().clamp_min(1.0))
-
-
-# ---------------------------------------------------------------------- fast path = reference
-def output_and_gradients(layer, path, x, gy):
-    """path(x) and the gradients of sum(gy * path(x)) w.r.t. x, coef, base_weight, spline_scale."""
-    xi = x.clone().requires_grad_(True)
-    y = path(xi)
-    params = [layer.coef, layer.base_weight, layer.spline_scale]
-    return (y, *torch.autograd.grad(y, [xi, *params], gy.to(y.dtype)))
-
-
-def assert_paths_agree(layer, x, seed, tol=1e-10):
-    """forward and forward_reference agree in value and in the gradients w.r.t. x and every
-    parameter, for a random upstream gradient."""
-    gy = torch.randn(x.shape[0], layer.out_dim, generator=torch.Generator().manual_seed(seed))
-    results = [
-        output_and_gradients(layer, path, x, gy)
-        for path in (layer.forward, layer.forward_reference)
-    ]
-    names = ["output", "x", "coef", "base_weight", "spline_scale"]
-    for name, fast, ref in zip(names, *results):
-        assert max_rel(fast, ref) < tol, name
-
-
 @pytest.mark.parametrize("contraction", ["fused", "dense", "gather"])
 @pytest.mark.parametrize("grid", ["uniform", "random", "density"])
 @pytest.mark.parametrize("k", DEGREES)
@@ -102,66 +42,6 @@ def test_fast_forward_and_gradients_match_dense_reference(k, grid, contraction):
     layer.contraction = contraction
     # a degree-1 slope jumps at a knot, so exact knots are left out of the gradient there
     assert_paths_agree(layer, sample_inputs(layer, 50, seed, knots=k > 1), seed)
-
-
-@pytest.mark.parametrize("threads", ["serial", "parallel"])
-@pytest.mark.parametrize("grid", ["uniform", "random"])
-@pytest.mark.parametrize("k", DEGREES)
-def test_fused_kernel_on_wide_layers_matches_dense_reference(k, grid, threads, monkeypatch):
-    """Wide layers (the kernels vectorise over the outputs), on one thread and split over
-    threads, with a sample count that fills neither the row blocks nor the row ranges evenly."""
-    cpu_kernels = pytest.importorskip("cpu_kernels")
-    monkeypatch.setattr(cpu_kernels, "SERIAL_WORK", 10**9 if threads == "serial" else 0)
-    monkeypatch.setattr(cpu_kernels, "SERIAL_TABLE", 10**9 if threads == "serial" else 0)
-    monkeypatch.setattr(cpu_kernels, "THREADS", 3)  # uneven row ranges, one input per thread
-    layer = make_layer(3, 11, 7, k, 40 + k, grid)
-    layer.contraction = "fused"
-    assert_paths_agree(layer, sample_inputs(layer, 77, 40 + k, knots=k > 1), 40 + k)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, F64])
-def test_fused_kernel_results_do_not_depend_on_the_thread_count(dtype, monkeypatch):
-    """Bit for bit: the forward splits rows (each row summed by one thread), the backward splits
-    inputs (each gradient entry summed by one thread in sample order)."""
-    cpu_kernels = pytest.importorskip("cpu_kernels")
-    layer = make_layer(5, 9, 8, 3, 12, "random", dtype=dtype)
-    layer.contraction = "fused"
-    x = sample_inputs(layer, 301, 12).to(dtype)
-    gy = torch.randn(x.shape[0], 9, generator=torch.Generator().manual_seed(12), dtype=dtype)
-    results = []
-    for threads in (1, 3):
-        monkeypatch.setattr(cpu_kernels, "THREADS", threads)
-        monkeypatch.setattr(cpu_kernels, "SERIAL_WORK", 0)
-        monkeypatch.setattr(cpu_kernels, "SERIAL_TABLE", 0)
-        results.append(output_and_gradients(layer, layer.forward, x, gy))
-    for one, three in zip(*results):
-        assert torch.equal(one, three)
-
-
-@pytest.mark.parametrize("crowd", [30, 90], ids=["counted-spans", "span-table"])
-def test_fused_kernel_on_knots_crowded_into_one_bucket(crowd):
-    """Non-uniform knots where many spans share one bucket of the span table (as repeated
-    error-driven refinement near one point produces) and empty buckets elsewhere: on a grid
-    of few spans (found by counting knots) and of many (found through the table)."""
-    cpu_kernels = pytest.importorskip("cpu_kernels")
-    layer = make_layer(2, 9, 6, 3, 5)
-    crowded = torch.cat(
-        [torch.linspace(-1, 0.3, 4), 0.3 + torch.logspace(-6, -1, crowd), torch.ones(1)]
-    )
-    layer._set_grid(
-        layer._extend(crowded.double().expand(2, -1).contiguous()),
-        layer.coef.new_zeros(2, crowd + 7, 9).normal_(),
-    )
-    assert (layer.grid_size > cpu_kernels.COUNT_SPANS) == (crowd == 90)
-    layer.contraction = "fused"
-    x = torch.cat(
-        [
-            sample_inputs(layer, 100, 5),
-            0.3 + torch.logspace(-7, -1, 60, dtype=F64)[:, None].expand(60, 2),
-        ]
-    )
-    # spans down to 1e-6 wide scale the slopes' rounding by 1/h: a looser tolerance for them
-    assert_paths_agree(layer, x, 5, tol=1e-8)
 
 
 @pytest.mark.parametrize(("G", "out_dim"), [(3, 4), (12, 2)], ids=["small-grid", "large-grid"])
@@ -184,7 +64,7 @@ def test_fast_path_on_inputs_of_very_different_scales(contraction):
     inner = torch.cat([torch.zeros(1, dtype=F64), torch.cumsum(widths, 0)])
     outer = widths.mean() * torch.arange(1, k + 1, dtype=F64)
     tiny = torch.cat([inner[0] - outer.flip(0), inner, inner[-1] + outer])
-    layer._set_grid(torch.cat([wide, tiny[None, :]]), layer.coef.data)
+    layer.set_grid(torch.cat([wide, tiny[None, :]]), layer.coef.data)
     layer.contraction = contraction
     u = torch.rand(200, 2, generator=torch.Generator().manual_seed(3), dtype=F64)
     x = torch.stack([200 * u[:, 0] - 100, 8e-5 * u[:, 1]], dim=1)

@@ -3,7 +3,8 @@ import json
 import pytest
 
 import config
-from config import DEFAULTS, HELP, load_config, validate_config
+import symbolic_fit
+from config import DEFAULTS, KEYS, load_config, validate_config
 from errors import ConfigError, UserError
 
 
@@ -23,8 +24,8 @@ def test_defaults_are_complete_and_valid():
 
 
 def test_every_key_has_help_text_and_a_row_in_the_help_table():
-    assert list(HELP) == list(DEFAULTS)
-    assert all(text.strip() for text in HELP.values())
+    assert list(KEYS) == list(DEFAULTS)
+    assert all(key.help.strip() for key in KEYS.values())
     table = config.help_table()
     assert all(f"| `{key}` |" in table for key in DEFAULTS)
 
@@ -254,7 +255,7 @@ def test_bad_expression_fails_when_the_config_is_loaded():
 
 
 def test_symbolic_library_names_are_checked():
-    known = config.symbolic_names()
+    known = list(symbolic_fit.LIBRARY)
     assert (
         load_config(None, [f"symbolic_library={json.dumps(known[:2])}"])["symbolic_library"]
         == (known[:2])

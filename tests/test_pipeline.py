@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import predict
 import pykan_mit
 from simple_kan import load_model
 
@@ -189,6 +190,15 @@ def test_data_file_run(tmp_path, capsys):
     assert code == 0
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["training_points"] == 200 and metrics["test_points"] == 100
+    # the file that trained the model also predicts: its inputs are read, its targets left
+    out = tmp_path / "pred.csv"
+    assert predict.main([str(tmp_path / "r"), "--csv", str(csv), "--out", str(out)]) == 0
+    rows = np.loadtxt(out, delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(rows[:, :2], x)
+    model, _ = load_model(tmp_path / "r")
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x).float()).double().numpy()[:, 0]
+    np.testing.assert_allclose(rows[:, 2], expected, rtol=1e-6)
 
 
 def test_early_stopping_keeps_the_best_model(tmp_path, capsys):
@@ -347,16 +357,6 @@ def test_cuda_requested_without_cuda(tmp_path, capsys):
     code, _, err = run_main(["--dir", str(tmp_path / "run"), "--set", "device=cuda"], capsys)
     assert_user_error(code, err, "cuda")
     assert_nothing_written(tmp_path)
-
-
-def test_default_run_folders_are_unique(tmp_path):
-    from run_folder import RunFolder
-
-    folders = [RunFolder.create(base=tmp_path) for _ in range(3)]
-    names = {f.path.name for f in folders}
-    for f in folders:
-        f.close()
-    assert len(names) == 3
 
 
 def test_ctrl_c_saves_a_complete_run_folder(tmp_path):

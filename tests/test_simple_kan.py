@@ -362,3 +362,26 @@ def test_forward_backward_and_refine_on_cuda():
     model.refine(x, grid_size=10, placement="uniform")
     model.refine(x, k=3)
     assert max_change(twin(xc).cpu(), model(x)) < 1e-10
+
+
+def test_grid_range_updates_pad_hidden_layers_and_leave_a_settled_first_layer_alone():
+    """The toys' grid-range updates run every 5 steps: a layer whose inputs did not move keeps
+    its knots (no refit onto the same knots; the first layer sees the fixed data), and hidden
+    layers reach 5% beyond the values their training inputs produce."""
+    torch.manual_seed(0)
+    model = SimpleKAN([2, 3, 1], grid_size=5, dtype=torch.float64)
+    x = torch.rand(200, 2, dtype=torch.float64) * 1.6 - 0.8
+    margin = 0.05
+    assert model.update_grid_range(x, margin=margin)
+    first = model.layers[0].knots.clone()
+    with torch.no_grad():
+        before = model(x)
+    assert not model.update_grid_range(x, margin=margin)  # settled: nothing to move
+    assert torch.equal(model.layers[0].knots, first)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), before, atol=1e-9, rtol=0)
+    for layer, h in zip(model.layers, model.layer_inputs(x)):
+        lo, hi = h.min(dim=0).values, h.max(dim=0).values
+        pad = 0.0 if layer is model.layers[0] else margin * (hi - lo)
+        torch.testing.assert_close(layer.grid_range()[:, 0], lo - pad, atol=1e-9, rtol=0)
+        torch.testing.assert_close(layer.grid_range()[:, 1], hi + pad, atol=1e-9, rtol=0)

@@ -1,8 +1,9 @@
-"""Symbolic regression of KAN edges (symbolic.py): fitting, selection, snapping, composition,
-the symbolic network and the whole pipeline on stand-in models and a trained SimpleKAN."""
+"""Symbolic formulas of a whole network (symbolic.py): composition, the symbolic network, the
+acceptance rule, the pipeline on stand-in models and a trained SimpleKAN, and the result's
+document (symbolic.json)."""
 
+import json
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -10,27 +11,11 @@ import sympy
 import torch
 
 import symbolic
-from symbolic import LIBRARY, Fit, SymbolicKAN
+import symbolic_fit
+from symbolic import SymbolicKAN, SymbolicResult
+from symbolic_fit import Fit
 
 X1, X2 = sympy.symbols("x1 x2")
-
-# Per function: (a, b) such that z = a x + b stays inside the domain for x in [-1, 1].
-PARAMS = {
-    "x": (1.0, 0.0),
-    "x^2": (1.3, -0.4),
-    "x^3": (-0.8, 0.5),
-    "x^4": (1.1, 0.3),
-    "1/x": (0.7, 1.5),
-    "sqrt": (-0.9, 1.3),
-    "abs": (1.4, 0.3),
-    "exp": (1.7, -0.2),
-    "log": (1.2, 1.6),
-    "sin": (2.5, 0.7),
-    "cos": (-1.9, 0.4),
-    "tan": (0.8, 0.3),
-    "tanh": (2.2, -0.5),
-    "gaussian": (1.8, 0.4),
-}
 
 
 # ------------------------------------------------------------------------------ stand-in models
@@ -80,129 +65,6 @@ def formula_rmse(result, truth, dims, seed=123):
     x = uniform(2000, dims, seed)
     got = symbolic.evaluate_formula(result.exprs, x.numpy())
     return float(np.sqrt(np.mean((got - truth(x).numpy()) ** 2)))
-
-
-# ------------------------------------------------------------------------------ the library
-def test_library_has_the_required_functions():
-    required = {"x", "x^2", "x^3", "x^4", "1/x", "sqrt", "exp", "log", "sin", "cos", "tan"}
-    assert required | {"tanh", "abs", "gaussian", "0"} <= set(LIBRARY)
-
-
-@pytest.mark.parametrize("name", sorted(PARAMS))
-def test_library_torch_numpy_and_sympy_forms_agree(name):
-    entry = LIBRARY[name]
-    a, b = PARAMS[name]
-    z = a * np.linspace(-1, 1, 7) + b
-    z_sym = sympy.Symbol("z")
-    from_sympy = sympy.lambdify(z_sym, entry.sympy_fn(z_sym), "numpy")(z)
-    np.testing.assert_allclose(entry.torch_fn(torch.tensor(z)).numpy(), entry.numpy_fn(z))
-    np.testing.assert_allclose(np.broadcast_to(from_sympy, z.shape), entry.numpy_fn(z))
-
-
-# ------------------------------------------------------------------------------ fitting
-@pytest.mark.parametrize("name", sorted(PARAMS))
-def test_fit_function_recovers_each_library_function(name):
-    rng = np.random.default_rng(sorted(PARAMS).index(name))
-    a, b = PARAMS[name]
-    c, d = rng.uniform(0.5, 2.0) * rng.choice([-1, 1]), rng.uniform(-1, 1)
-    x = rng.uniform(-1, 1, 400)
-    y = c * LIBRARY[name].numpy_fn(a * x + b) + d
-    fit = symbolic.fit_function(x, y, name)
-    assert fit.name == name
-    assert fit.r2 > 0.9999
-    np.testing.assert_allclose(fit.evaluate(x), y, atol=1e-6 * np.ptp(y))
-
-
-@pytest.mark.parametrize(
-    "name, f",
-    [
-        ("sin", lambda x: np.sin(np.pi * x)),
-        ("x^2", lambda x: 2 * (x - 0.3) ** 2 + 1),
-        ("x", lambda x: 3 * x - 1),
-        ("exp", lambda x: 0.5 * np.exp(1.5 * x)),
-        ("log", lambda x: np.log(x + 1.5)),
-        ("gaussian", lambda x: np.exp(-((2 * x) ** 2))),
-        ("abs", lambda x: np.abs(x - 0.2)),
-    ],
-)
-def test_fit_edge_chooses_the_generating_function(name, f):
-    x = np.linspace(-1, 1, 300)
-    edge = symbolic.fit_edge(x, f(x))
-    assert edge is not None and edge.fit.name == name
-    assert edge.fit.r2 > 0.9999
-    assert set(edge.candidates) == set(LIBRARY)
-
-
-def test_fit_edge_keeps_the_spline_when_nothing_fits():
-    x = np.linspace(-1, 1, 300)
-    assert symbolic.fit_edge(x, np.sin(9 * x) * np.exp(x)) is None
-
-
-def test_select_fit_prefers_the_simpler_of_equally_good_fits():
-    candidates = {
-        "cos": Fit("cos", 0.05, 0.0, -800.0, 800.0, 1 - 2e-7),
-        "x^2": Fit("x^2", 1.0, 0.0, 1.0, 0.0, 1 - 5e-7),
-        "sin": Fit("sin", 3.0, 0.0, 1.0, 0.0, 0.95),
-    }
-    assert symbolic.select_fit(candidates).name == "x^2"  # within 10x of the best error
-    candidates["x^2"] = Fit("x^2", 1.0, 0.0, 1.0, 0.0, 1 - 5e-5)
-    assert symbolic.select_fit(candidates).name == "cos"  # now clearly worse
-    assert symbolic.select_fit(candidates, r2_threshold=0.9999999) is None
-    # relative=inf: the simplest candidate reaching the threshold, however much better others are
-    assert symbolic.select_fit(candidates, 0.99, relative=math.inf).name == "x^2"
-    assert symbolic.select_fit(candidates, 0.9, relative=math.inf).name == "x^2"
-    assert symbolic.select_fit(candidates, 0.99999, relative=math.inf).name == "cos"
-
-
-def test_constant_edge_is_zero_plus_constant():
-    x = np.linspace(-1, 1, 50)
-    edge = symbolic.fit_edge(x, np.full(50, 2.5))
-    assert edge.fit.name == "0"
-    assert edge.fit.c == 0.0 and edge.fit.d == pytest.approx(2.5) and edge.fit.r2 == 1.0
-    # a constant input (e.g. a hidden node with no live edges) also gives a constant
-    assert symbolic.fit_edge(np.zeros(50), np.full(50, -1.0)).fit.name == "0"
-
-
-def test_fits_never_raise_on_domain_invalid_candidates():
-    x = np.linspace(-5, 5, 201)  # contains 0 and negative values
-    y = np.sin(x) + 0.1 * x**2
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        candidates = symbolic.fit_candidates(x, y)
-        tiny = symbolic.fit_candidates(np.array([0.0, 1.0, 2.0]), np.array([1.0, 0.0, 1.0]))
-    dense = np.linspace(-5, 5, 10001)  # admissible on the whole interval, not just the samples
-    for fit in candidates.values():
-        assert np.isfinite(fit.evaluate(dense)).all(), fit
-    assert all(np.isfinite(f.r2) and f.r2 <= 1.0 for f in tiny.values())
-
-
-def test_poles_between_samples_are_not_admissible():
-    x = np.linspace(-1, 1, 40)  # 0 is not a sample, but lies between two
-    fit = symbolic.fit_function(x, 1 / (x + 1e-3), "1/x")
-    z = fit.a * x + fit.b
-    assert z.min() > 0 or z.max() < 0
-    tan = symbolic.fit_function(x, np.tan(2.0 * x), "tan")
-    z = tan.a * x + tan.b
-    assert np.floor(z.min() / np.pi + 0.5) == np.floor(z.max() / np.pi + 0.5)
-
-
-# ------------------------------------------------------------------------------ snapping
-def test_snap_turns_near_pi_into_pi_and_near_integers_into_integers():
-    x = np.linspace(-1, 1, 200)
-    y = 2 * np.sin(np.pi * x)
-    rough = Fit("sin", 3.14159, 1e-7, 2.0000001, 0.0, 0.0)
-    snapped = symbolic.snap(rough, x, y)
-    assert snapped.a == math.pi and snapped.b == 0.0 and snapped.c == 2.0 and snapped.d == 0.0
-    assert snapped.r2 == pytest.approx(1.0, abs=1e-14)
-
-
-def test_snap_keeps_values_whose_snap_would_cost_r2():
-    x = np.linspace(-1, 1, 200)
-    y = np.sin(1.04 * x + 0.3)
-    fit = symbolic.fit_function(x, y, "sin")
-    snapped = symbolic.snap(fit, x, y)
-    assert snapped.a == pytest.approx(1.04) and snapped.b == pytest.approx(0.3)
-    assert snapped.r2 >= fit.r2 - symbolic.SNAP_R2_DROP
 
 
 # ------------------------------------------------------------------------------ formulas
@@ -280,7 +142,7 @@ def test_symbolic_kan_forward_equals_the_composition():
 
 def perturb(fit, factor):
     """Scale the free ones of (a, b, c, d) by factor (canonical ones stay)."""
-    free = symbolic.free_parameters(fit.name)
+    free = symbolic_fit.free_parameters(fit.name)
     values = [v * factor if keep else v for v, keep in zip((fit.a, fit.b, fit.c, fit.d), free)]
     return Fit(fit.name, *values, fit.r2)
 
@@ -314,6 +176,14 @@ def test_finetune_survives_steps_that_leave_the_domain():
 
 
 # ------------------------------------------------------------------------------ the pipeline
+def test_a_formula_fits_as_well_within_ten_percent_and_a_margin():
+    assert symbolic.fits_as_well(1.1, 1.0, 0.0)
+    assert not symbolic.fits_as_well(1.1000001, 1.0, 0.0)
+    assert symbolic.fits_as_well(1.1 + 2e-6, 1.0, 2.0)  # margin: 1e-6 of the targets' spread
+    assert not symbolic.fits_as_well(1.1 + 3e-6, 1.0, 2.0)
+    assert symbolic.fits_as_well(1e-7, 0.0, 0.1) and not symbolic.fits_as_well(math.nan, 1.0, 1.0)
+
+
 def test_symbolify_recovers_an_additive_function():
     def truth(x):
         return torch.sin(math.pi * x[:, :1]) + x[:, 1:2] ** 2 + 0.5 * torch.exp(x[:, 2:3])
@@ -406,7 +276,7 @@ def test_symbolify_keeps_the_better_fit_when_the_simplest_formula_falls_short():
     model = ClosedFormKAN([1, 1], [{(0, 0): lambda v: torch.exp(1.5 * v)}])
     x = uniform(300, 1, 12)
     y = torch.exp(1.5 * x)
-    x_sq = symbolic.fit_function(x[:, 0], y[:, 0], "x^2")
+    x_sq = symbolic_fit.fit_function(x[:, 0], y[:, 0], "x^2")
     assert x_sq.r2 >= symbolic.SIMPLEST_R2  # so the simplest formula, c (x + b)^2 + d, is tried
     result = symbolic.symbolify(model, x, y)
     assert same(result.formulas[0], sympy.exp(sympy.Rational(3, 2) * X1))
@@ -446,7 +316,7 @@ def test_symbolify_and_compose_reject_mismatched_shapes():
     with pytest.raises(ValueError, match="outside layer"):
         symbolic.compose([{(1, 0): Fit("x", 1.0, 0.0, 1.0, 0.0, 1.0)}], [2, 1])
     with pytest.raises(ValueError, match="unknown library function"):
-        symbolic.fit_function(x[:, 0], x[:, 1], "cosh")
+        symbolic.compose([{(0, 0): Fit("cosh", 1.0, 0.0, 1.0, 0.0, 1.0)}], [2, 1])
 
 
 def test_symbolify_a_trained_simple_kan():
@@ -492,3 +362,89 @@ def test_symbolify_a_trained_simple_kan():
     assert result.layer_fits[1][(0, 0)].name == "exp"
     assert formula_rmse(result, truth, 2) < 1e-3
     assert same(result.formulas[0], sympy.exp(sympy.sin(sympy.pi * X1) + X2**2))
+
+
+# ------------------------------------------------------------------------------ the document
+def documented_result(ok=True, test_rmse=0.25):
+    exprs = symbolic.compose(LAYER_FITS, LAYER_DIMS)
+    formulas, latex = symbolic.formula_strings(exprs)
+    edge_r2 = [{edge: 0.5 + 0.1 * k for k, edge in enumerate(fits)} for fits in LAYER_FITS]
+    unfit = [] if ok else [(1, 0, 2), (0, 2, 1)]
+    return SymbolicResult(
+        formulas, latex, exprs, LAYER_FITS, edge_r2, unfit, ok, rmse=0.125, test_rmse=test_rmse
+    )
+
+
+def test_the_document_lists_every_edge_in_order_with_its_edge_r2():
+    result = documented_result()
+    document = result.to_dict()
+    assert list(document) == [
+        "ok",
+        "formulas",
+        "latex",
+        "edges",
+        "unfit_edges",
+        "formula_test_rmse",
+    ]
+    assert document["ok"] is True and document["formula_test_rmse"] == 0.25
+    assert document["formulas"] == result.formulas and document["latex"] == result.latex
+    order = [(e["layer"], e["out"], e["in"]) for e in document["edges"]]
+    assert order == sorted((layer, *edge) for layer, fits in enumerate(LAYER_FITS) for edge in fits)
+    first = document["edges"][0]
+    assert list(first) == ["layer", "out", "in", "function", "a", "b", "c", "d", "r2"]
+    fit = LAYER_FITS[0][(0, 0)]
+    assert first == {
+        "layer": 0,
+        "out": 0,
+        "in": 0,
+        **fit.to_dict(),
+        "r2": result.edge_r2[0][(0, 0)],
+    }
+    assert document["unfit_edges"] == []
+
+
+def test_the_formula_test_rmse_is_documented_only_when_known_and_ok():
+    assert "formula_test_rmse" not in documented_result(test_rmse=None).to_dict()
+    failed = documented_result(ok=False).to_dict()
+    assert "formula_test_rmse" not in failed
+    assert failed["unfit_edges"] == [[1, 0, 2], [0, 2, 1]]
+
+
+@pytest.mark.parametrize("ok", [True, False])
+def test_a_result_read_from_its_document_writes_the_same_document(ok):
+    document = json.loads(json.dumps(documented_result(ok).to_dict()))
+    back = SymbolicResult.from_dict(document)
+    assert back.to_dict() == document
+    assert back.layer_fits[1][(0, 1)] == Fit("log", 1.0, 2.5, 1.2, -0.3, 0.6)  # r2: the edge's
+    assert back.ok is ok and back.exprs == [] and back.rmse is None
+    assert back.test_rmse == (0.25 if ok else None)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"ok": "yes"},
+        {"formulas": "x1"},
+        {"latex": [1]},
+        {"edges": {}},
+        {"unfit_edges": [[0, 1]]},
+        {"unfit_edges": [[0, -1, 0]]},
+        {"formula_test_rmse": "small"},
+        {"edges": [{"layer": 0, "out": 0, "function": "x", "a": 1, "b": 0, "c": 1, "d": 0}]},
+        {"edges": [{"layer": 0, "out": 0, "in": 0, "function": "cosh", "a": 1, "b": 0, "c": 1}]},
+    ],
+)
+def test_a_malformed_document_is_a_value_error(change):
+    document = {**documented_result().to_dict(), **change}
+    with pytest.raises(ValueError):
+        SymbolicResult.from_dict(document)
+
+
+def test_a_document_without_a_key_or_with_an_edge_twice_is_a_value_error():
+    document = documented_result().to_dict()
+    with pytest.raises(ValueError, match="missing latex"):
+        SymbolicResult.from_dict({k: v for k, v in document.items() if k != "latex"})
+    with pytest.raises(ValueError, match="given twice"):
+        SymbolicResult.from_dict({**document, "edges": document["edges"] * 2})
+    with pytest.raises(ValueError, match="JSON object"):
+        SymbolicResult.from_dict([document])

@@ -1,0 +1,30 @@
+"""The command-line boundary shared by the entry points (training, prediction, plots).
+
+User mistakes raise `errors.UserError` anywhere below; here, and only here, one becomes a line
+``error: ...`` on stderr and exit code 2. Programming errors still raise with a traceback.
+"""
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from errors import UserError
+
+USER_ERROR_EXIT = 2
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises `UserError` (one line, no usage dump) instead of exiting."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see --help)")
+
+
+def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = None) -> int:
+    """``main(argv)`` (default: the process's arguments) → its exit code; a `UserError` prints
+    one line and gives `USER_ERROR_EXIT`."""
+    try:
+        return main(list(sys.argv[1:] if argv is None else argv)) or 0
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USER_ERROR_EXIT

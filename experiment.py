@@ -1,0 +1,224 @@
+"""One experiment, as the CLI runs it: build, train, prune, symbolic, write, plot, exit code.
+
+`run_experiment` reads like the experiment; each phase is a function below. Every file goes
+through the `RunFolder`; the model, data and config come from the caller (pykan_mit.py).
+"""
+
+import sys
+import time
+
+import torch
+
+import training
+from arrays import rmse, to_numpy
+from datasets import Data
+from run_folder import RunFolder
+from simple_kan import SimpleKAN
+
+SAMPLE_ROWS = 2000  # training rows kept in samples.npz for re-plotting
+EXIT_OK, EXIT_NON_FINITE, EXIT_INTERRUPTED = 0, 1, 130
+FINISHED = ("completed", "early_stopping")  # stops after which the later phases run
+
+
+class History:
+    """history.json: the per-step RMSEs of every training phase, one after the other, the grid
+    and pruning events, and the phases' step ranges."""
+
+    KEYS = ("step", "train_rmse", "test_rmse", "val_rmse")
+
+    def __init__(self, first: training.TrainResult, name: str = "train"):
+        self.record = {**first.history, "events": list(first.events), "phases": []}
+        self.record["phases"].append({"name": name, "start": 0, "end": first.steps})
+
+    @property
+    def steps(self) -> int:
+        return len(self.record["step"])
+
+    def add_event(self, event: dict) -> None:
+        self.record["events"].append(event)
+
+    def append(self, result: training.TrainResult, name: str, start: int) -> None:
+        for key in self.KEYS:
+            if key in self.record and key in result.history:
+                self.record[key] = self.record[key] + result.history[key]
+        self.record["phases"].append({"name": name, "start": start, "end": start + result.steps})
+
+
+def build_model(cfg: dict, data: Data, device, dtype) -> SimpleKAN:
+    torch.manual_seed(cfg["seed"])
+    return SimpleKAN(
+        cfg["layer_dims"],
+        grid_size=cfg["grid_size"],
+        spline_degree=cfg["spline_degree"],
+        grid_range=data.input_range,
+        base_activation=cfg["base_activation"],
+        dtype=dtype,
+        device=device,
+    )
+
+
+def start_run(run: RunFolder, cfg: dict, model: SimpleKAN, data: Data, config_path, device):
+    run.backup_sources(config_path)
+    run.write_config(cfg, model.architecture())
+    run.log(f"{cfg['project_name']}: {data.description}")
+    run.log(
+        f"model {cfg['layer_dims']}, grid {cfg['grid_size']}, degree {cfg['spline_degree']}, "
+        f"{model.num_parameters} parameters, {cfg['optimizer']}, {device} {cfg['dtype']}"
+    )
+    run.log(f"run folder: {run.path}")
+
+
+def prune_and_finetune(cfg, model, data, run: RunFolder, history: History, progress):
+    """Prune weak edges and nodes, then fine-tune the smaller model; returns (model, report,
+    fine-tuning result)."""
+    model, report = model.prune(data.x_train, cfg["prune_threshold"])
+    unused = report["unused_inputs"]
+    run.log(
+        f"pruned {report['dims_before']} -> {report['dims_after']} "
+        f"({report['edges_before']} -> {report['edges_after']} edges)"
+        + (f"; inputs feeding nothing: {', '.join(unused)}" if unused else "")
+    )
+    start = history.steps
+    history.add_event({"step": start, "kind": "prune", **report})
+    fine = training.train(
+        cfg,
+        model,
+        data,
+        num_steps=cfg["prune_finetune_steps"],
+        first_step=start,
+        refine=False,
+        regularize=False,
+        log=run.log,
+        progress=progress,
+        label="finetune",
+    )
+    history.append(fine, "prune_finetune", start)
+    return model, report, fine
+
+
+def measure(cfg, model, data: Data, history: History, stopped: str, device) -> dict:
+    with torch.no_grad():
+        train_rmse = rmse(model(data.x_train), data.y_train)
+        test_rmse = rmse(model(data.x_test), data.y_test)
+    metrics = {
+        "project_name": cfg["project_name"],
+        "train_rmse": train_rmse,
+        "test_rmse": test_rmse,
+        "num_parameters": model.num_parameters,
+        "layer_dims": model.layer_dims,
+        "grid_sizes": model.grid_sizes,
+        "spline_degree": model.spline_degree,
+        "steps": history.steps,
+        "stopped": stopped,
+        "refinements": [e for e in history.record["events"] if e["kind"] == "refine"],
+        "training_points": len(data.x_train),
+        "test_points": len(data.x_test),
+        "device": str(device),
+        "dtype": cfg["dtype"],
+    }
+    if data.x_val is not None:
+        with torch.no_grad():
+            metrics["val_rmse"] = rmse(model(data.x_val), data.y_val)
+    return metrics
+
+
+def fit_formula(cfg, model, data: Data, run: RunFolder, metrics: dict):
+    """Symbolic formulas for the trained model (symbolic.py); written to the run folder and
+    summarised in ``metrics``. Returns the `symbolic.SymbolicResult`."""
+    import symbolic  # sympy takes a while to import: only runs that fit formulas pay for it
+
+    run.log("fitting symbolic functions to every edge ...")
+    result = symbolic.symbolify(
+        model,
+        data.x_train,
+        data.y_train,
+        library=cfg["symbolic_library"],
+        r2_threshold=cfg["symbolic_r2_threshold"],
+        finetune_steps=cfg["symbolic_finetune_steps"],
+    )
+    if result.ok:
+        pred = symbolic.evaluate_formula(result.exprs, to_numpy(data.x_test))
+        result.test_rmse = rmse(pred, to_numpy(data.y_test))
+        formulas = result.formulas
+        metrics["formula"] = formulas if len(formulas) > 1 else formulas[0]
+        metrics["formula_test_rmse"] = result.test_rmse
+        run.write_formulas(formulas, result.latex)
+        for k, f in enumerate(formulas):
+            run.log(f"formula y{k + 1} = {f}")
+        run.log(f"formula test_rmse {result.test_rmse:.4e}")
+    else:
+        where = ", ".join(f"layer {la} edge x{i + 1}->{j + 1}" for la, j, i in result.unfit_edges)
+        metrics["formula"] = None
+        metrics["formula_note"] = f"no formula: edges not symbolic: {where}"
+        run.log(metrics["formula_note"])
+    run.write_symbolic(result.to_dict())
+    return result
+
+
+def write_results(run: RunFolder, cfg, model, data: Data, history: History, metrics, started):
+    run.write_model(model.checkpoint(), cfg, model.architecture())
+    samples = {
+        "x_train": to_numpy(data.x_train[:SAMPLE_ROWS]),
+        "y_train": to_numpy(data.y_train[:SAMPLE_ROWS]),
+        "x_test": to_numpy(data.x_test),
+        "y_test": to_numpy(data.y_test),
+    }
+    run.write_samples(samples)
+    run.write_history(history.record)
+    metrics["wall_time_s"] = round(time.perf_counter() - started, 3)
+    run.write_metrics(metrics)
+    run.log(
+        f"done: train_rmse {metrics['train_rmse']:.4e}  test_rmse {metrics['test_rmse']:.4e}  "
+        f"dims {model.layer_dims}  grid {model.grid_sizes}  {metrics['wall_time_s']:.1f} s"
+    )
+    return samples
+
+
+def draw_plots(run: RunFolder, cfg, model, data: Data, history: History, metrics, samples, formula):
+    import plots  # matplotlib: only runs that plot pay for its import
+
+    t0 = time.perf_counter()
+    failures = plots.plot_all(
+        run, model, data.x_train, history.record, metrics, cfg, samples, formula
+    )
+    for failure in failures:
+        run.log(f"warning: {failure}")
+    run.log(f"plots written in {time.perf_counter() - t0:.1f} s")
+
+
+def run_experiment(cfg, data: Data, run: RunFolder, config_path, device, dtype, progress=None):
+    """The whole experiment into ``run``; returns the exit code (0 done, 1 non-finite loss,
+    130 interrupted: the run folder is complete in every case)."""
+    started = time.perf_counter()
+    model = build_model(cfg, data, device, dtype)
+    start_run(run, cfg, model, data, config_path, device)
+
+    def checkpoint(m, step):
+        run.write_model(m.checkpoint(), cfg, m.architecture())
+
+    result = training.train(cfg, model, data, log=run.log, progress=progress, checkpoint=checkpoint)
+    history = History(result)
+    stopped, message = result.stopped, result.message
+    prune_report = None
+    if cfg["prune"] and stopped in FINISHED:
+        model, prune_report, fine = prune_and_finetune(cfg, model, data, run, history, progress)
+        if fine.stopped != "completed":
+            stopped, message = fine.stopped, fine.message
+    metrics = measure(cfg, model, data, history, stopped, device)
+    if prune_report is not None:
+        metrics["prune"] = prune_report
+    formula = None
+    if cfg["symbolic"] and stopped in FINISHED:
+        try:
+            formula = fit_formula(cfg, model, data, run, metrics)
+        except KeyboardInterrupt:
+            run.log("symbolic fitting interrupted; saving the network without a formula")
+            stopped = "interrupted"
+    samples = write_results(run, cfg, model, data, history, metrics, started)
+    if cfg["plots"]:
+        draw_plots(run, cfg, model, data, history, metrics, samples, formula)
+    run.log(f"run folder: {run.path}")
+    if stopped == "non_finite_loss":
+        print(f"error: {message or 'non-finite loss'}", file=sys.stderr)
+        return EXIT_NON_FINITE
+    return EXIT_INTERRUPTED if stopped == "interrupted" else EXIT_OK
