@@ -1,8 +1,9 @@
 """SimpleKAN: a stack of AdaptiveKANLayers, its regularisation, pruning, and save/load.
 
-``SimpleKAN([2, 5, 1])`` maps (N, 2) → (N, 1). Each layer keeps its own knot vectors, so after
-refinement or range updates the grids differ per layer; `save_model` / `load_model` rebuild every
-shape from the saved tensors alone.
+``SimpleKAN([2, 5, 1])`` maps (N, 2) → (N, 1); ``SimpleKAN([2, [0, 1], 1])`` computes its hidden
+node as the product of two subnodes (KAN 2.0 multiplication nodes, nodes.py). Each layer keeps
+its own knot vectors, so after refinement or range updates the grids differ per layer;
+`save_model` / `load_model` rebuild every shape from the saved tensors alone.
 """
 
 import re
@@ -13,9 +14,11 @@ import torch
 from torch import nn
 
 import fileio
+import pruning
 import run_folder
 from adaptive_kan_layer import AdaptiveKANLayer
 from errors import UserError
+from nodes import combine, parse_levels
 from run_folder import CONFIG_FILE, MODEL_FILE
 from runtime import resolve_device
 
@@ -27,7 +30,7 @@ FORMAT = "pykan_mit-model-1"
 class SimpleKAN(nn.Module):
     def __init__(
         self,
-        layer_dims: list[int],
+        layer_dims: list,
         grid_size: int = 10,
         spline_degree: int = 3,
         grid_range=(-1.0, 1.0),
@@ -35,23 +38,32 @@ class SimpleKAN(nn.Module):
         noise_scale: float = 0.1,
         dtype: torch.dtype | None = None,
         device=None,
+        mult_arity=2,
+        input_names: list[str] | None = None,
     ):
-        """``grid_range``: the first layer's input range, one (lo, hi) pair or one per input;
-        hidden layers start on [-1, 1] and follow their data through `update_grid_range`. The
-        model remembers it as ``input_range`` (the range it is trained on: saved with the model,
-        used by prediction warnings and plots)."""
+        """``layer_dims``: widths ``[n_in, ..., n_out]``, each hidden one an integer or a KAN 2.0
+        pair ``[n_add, n_mult]`` with ``mult_arity`` (an integer, or one list of arities per
+        level; see nodes.py). ``grid_range``: the first layer's input range, one (lo, hi) pair or
+        one per input; hidden layers start on [-1, 1] and follow their data through
+        `update_grid_range`. The model remembers it as ``input_range`` (the range it is trained
+        on: saved with the model, used by prediction warnings and plots), and the names of its
+        inputs as ``input_names`` (default x1..xn)."""
         super().__init__()
-        if len(layer_dims) < 2 or any(int(d) < 1 for d in layer_dims):
-            raise ValueError(f"layer_dims must be >= 2 positive widths, got {layer_dims}")
-        self.layer_dims = [int(d) for d in layer_dims]
+        self.levels = parse_levels(layer_dims, mult_arity)
+        self.layer_dims = [level.width() for level in self.levels]
+        self.mult_arity = [list(level.arities) for level in self.levels]
+        n_in = self.levels[0].n_nodes
         pairs = torch.as_tensor(grid_range, dtype=torch.float64).reshape(-1, 2)
-        self.input_range = pairs.expand(self.layer_dims[0], 2).tolist()
+        self.input_range = pairs.expand(n_in, 2).tolist()
+        self.input_names = list(input_names or [f"x{i + 1}" for i in range(n_in)])
+        if len(self.input_names) != n_in:
+            raise ValueError(f"{len(self.input_names)} input names for {n_in} inputs")
         self.spline_degree = spline_degree
         self.base_activation = base_activation
         self.layers = nn.ModuleList(
             AdaptiveKANLayer(
-                d_in,
-                d_out,
+                source.n_nodes,
+                target.n_sub,
                 grid_size,
                 spline_degree,
                 grid_range if i == 0 else (-1.0, 1.0),
@@ -60,28 +72,33 @@ class SimpleKAN(nn.Module):
                 dtype,
                 device,
             )
-            for i, (d_in, d_out) in enumerate(zip(self.layer_dims[:-1], self.layer_dims[1:]))
+            for i, (source, target) in enumerate(zip(self.levels[:-1], self.levels[1:]))
         )
 
     # ------------------------------------------------------------------ evaluation
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x)
+        for layer, level in zip(self.layers, self.levels[1:]):
+            x = combine(level, layer(x))
         return x
 
     def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
         """The same function through each layer's dense reference path (for tests)."""
-        for layer in self.layers:
-            x = layer.forward_reference(x)
+        for layer, level in zip(self.layers, self.levels[1:]):
+            x = combine(level, layer.forward_reference(x))
         return x
 
     def layer_inputs(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The tensor entering each layer, ``[(N, d_0), (N, d_1), ...]`` (one per layer)."""
+        """The nodes entering each layer, ``[(N, nodes_0), (N, nodes_1), ...]`` (one per layer)."""
         inputs = []
-        for layer in self.layers:
+        for layer, level in zip(self.layers, self.levels[1:]):
             inputs.append(x)
-            x = layer(x)
+            x = combine(level, layer(x))
         return inputs
+
+    @property
+    def node_counts(self) -> list[int]:
+        """Nodes per level (addition and multiplication nodes)."""
+        return [level.n_nodes for level in self.levels]
 
     @property
     def grid_sizes(self) -> list[int]:
@@ -102,9 +119,9 @@ class SimpleKAN(nn.Module):
         the grid size).
         """
         reg = x.new_zeros(())
-        for layer in self.layers:
+        for layer, level in zip(self.layers, self.levels[1:]):
             phi = layer.edge_activations(x)  # (N, out, in)
-            x = phi.sum(dim=2)
+            x = combine(level, phi.sum(dim=2))
             l1 = phi.abs().mean(dim=0)  # (out, in)
             total = l1.sum()
             p = l1 / (total + 1e-12)
@@ -132,7 +149,7 @@ class SimpleKAN(nn.Module):
         Returns whether any grid moved.
         """
         moved = False
-        for index, layer in enumerate(self.layers):
+        for index, (layer, level) in enumerate(zip(self.layers, self.levels[1:])):
             span = x
             if index > 0 and margin > 0:
                 lo, hi = x.min(dim=0).values, x.max(dim=0).values
@@ -141,7 +158,7 @@ class SimpleKAN(nn.Module):
             if grid_eps < 1.0 or not _spans_exactly(layer, span):
                 layer.update_grid_range(span, grid_eps)
                 moved = True
-            x = layer(x)
+            x = combine(level, layer(x))
         return moved
 
     def refine(
@@ -155,9 +172,10 @@ class SimpleKAN(nn.Module):
     ) -> list:
         """Refine every layer in place (see `AdaptiveKANLayer.refine`); the output is preserved
         exactly when new knots are inserted. With targets ``y`` and placement "error", knots go
-        where the gradient of the mean squared error w.r.t. each layer's output is concentrated.
-        ``carry``: per layer, tensors shaped like its ``coef`` to put through the same insertion
-        (returned per layer, None where a layer was re-gridded by least squares).
+        where the gradient of the mean squared error w.r.t. each layer's output (its subnodes,
+        before any product: the residual is carried back through multiplication nodes) is
+        concentrated. ``carry``: per layer, tensors shaped like its ``coef`` to put through the
+        same insertion (returned per layer, None where a layer was re-gridded by least squares).
         """
         out_grads = [None] * len(self.layers)
         with torch.no_grad():
@@ -165,9 +183,10 @@ class SimpleKAN(nn.Module):
         if placement == "error" and y is not None:
             with torch.enable_grad():
                 outs, h = [], x
-                for layer in self.layers:
-                    h = layer(h)
-                    outs.append(h)
+                for layer, level in zip(self.layers, self.levels[1:]):
+                    out = layer(h)
+                    outs.append(out)
+                    h = combine(level, out)
                 loss = ((h - y) ** 2).mean()
                 out_grads = torch.autograd.grad(loss, outs)
         carry = carry or [()] * len(self.layers)
@@ -179,85 +198,68 @@ class SimpleKAN(nn.Module):
     # ------------------------------------------------------------------ importance and pruning
     @torch.no_grad()
     def edge_scores(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Attribution of every edge and node, from the samples x.
-
-        Each edge's raw importance is its mean absolute variation on the data,
-        ``E_ji = mean_s |phi_ji(x_s) - mean_s phi_ji|`` (departing from the paper's |phi|_1: an
-        edge that only adds a constant carries no information, and a surviving spline absorbs
-        the constant when fine-tuning). Scores flow back from the outputs (each output = 1):
-        ``A_ji = S_j * E_ji / sum_i' E_ji'`` and ``S_i = sum_j A_ji``, so a hidden node that
-        feeds nothing important scores low even when its own activations are large.
-        Returns (edge scores per layer, each (out, in); node scores per level, each (d_l,)).
-        """
-        raw = []
-        for layer in self.layers:
+        """Attribution of every edge and node from the samples x (KAN 2.0's scores, see
+        pruning.py). Returns (edge scores per layer, each (out, in); node scores per level)."""
+        phis, subs = [], []
+        for layer, level in zip(self.layers, self.levels[1:]):
             phi = layer.edge_activations(x)
-            raw.append((phi - phi.mean(dim=0)).abs().mean(dim=0))  # (out, in)
-            x = phi.sum(dim=2)
-        node = [None] * (len(self.layers) + 1)
-        node[-1] = torch.ones(self.layer_dims[-1], dtype=x.dtype, device=x.device)
-        edges = [None] * len(self.layers)
-        for index in range(len(self.layers) - 1, -1, -1):
-            E = raw[index]
-            edges[index] = (
-                node[index + 1][:, None] * E / E.sum(dim=1, keepdim=True).clamp_min(1e-30)
-            )
-            node[index] = edges[index].sum(dim=0)
-        return edges, node
+            phis.append(phi)
+            subs.append(phi.sum(dim=2))
+            x = combine(level, subs[-1])
+        return pruning.attribution(phis, subs, self.levels)
+
+    def input_importance(self, x: torch.Tensor) -> dict[str, float]:
+        """Each input's attribution score, by name."""
+        scores = self.edge_scores(x)[1][0].tolist()
+        return dict(zip(self.input_names, scores))
 
     @torch.no_grad()
-    def prune(self, x: torch.Tensor, threshold: float = 0.01):
-        """Remove edges and hidden nodes whose attribution (`edge_scores`) is below threshold.
+    def prune(self, x: torch.Tensor, threshold: float = 0.01, prune_inputs: bool = False):
+        """Remove edges and hidden nodes whose attribution (`edge_scores`) is below threshold,
+        and with ``prune_inputs`` the inputs too (the smaller model then takes only the inputs
+        it kept). A multiplication node goes or stays with its subnodes (pruning.plan).
 
-        Returns ``(smaller_model, report)``: a new SimpleKAN whose hidden widths shrank to the
+        Returns ``(smaller_model, report)``: a new SimpleKAN whose widths shrank to the
         surviving nodes (weights, knots and masks copied), and a dict with the dims before and
-        after, the number of edges removed and the inputs that no longer feed anything.
+        after, the number of edges, the inputs that no longer feed anything and those dropped.
         """
         edges, nodes = self.edge_scores(x)
-        keep_edge = [(e >= threshold) & (layer.mask > 0) for e, layer in zip(edges, self.layers)]
-        keep_node = [torch.ones(d, dtype=torch.bool, device=x.device) for d in self.layer_dims]
-        for level in range(1, len(self.layer_dims) - 1):
-            keep_node[level] = nodes[level] >= threshold
-        changed = True
-        while changed:  # a hidden node needs a live edge in and out; a live edge needs live ends
-            changed = False
-            for index, ke in enumerate(keep_edge):
-                ke &= keep_node[index + 1][:, None] & keep_node[index][None, :]
-            for level in range(1, len(self.layer_dims) - 1):
-                alive = keep_edge[level - 1].any(dim=1) & keep_edge[level].any(dim=0)
-                new = keep_node[level] & alive
-                if not torch.equal(new, keep_node[level]):
-                    keep_node[level], changed = new, True
-        for level in range(1, len(self.layer_dims) - 1):  # a level never vanishes entirely
-            if not keep_node[level].any():
-                keep_node[level][int(torch.argmax(nodes[level]))] = True
-        dims = [int(k.sum()) for k in keep_node]
+        masks = [layer.mask for layer in self.layers]
+        kept = pruning.plan(edges, nodes, masks, self.levels, threshold, prune_inputs)
+        inputs = [i for i, keep in enumerate(kept.keep_nodes[0].tolist()) if keep]
         small = SimpleKAN(
-            dims,
+            [level.width() for level in kept.levels],
             grid_size=1,
             spline_degree=self.spline_degree,
             base_activation=self.base_activation,
             dtype=self.layers[0].knots.dtype,
             device=self.layers[0].knots.device,
+            mult_arity=[list(level.arities) for level in kept.levels],
+            input_names=[self.input_names[i] for i in inputs],
         )
-        small.input_range = [list(pair) for pair in self.input_range]
+        small.input_range = [list(self.input_range[i]) for i in inputs]
         for index, (old, new) in enumerate(zip(self.layers, small.layers)):
-            rows, cols = keep_node[index + 1], keep_node[index]
+            rows = torch.tensor(kept.kept_subnodes(index + 1), device=old.knots.device)
+            cols = kept.keep_nodes[index]
             state = {
                 "knots": old.knots[cols],
                 "coef": old.coef[cols][:, :, rows],
                 "base_weight": old.base_weight[rows][:, cols],
                 "spline_scale": old.spline_scale[rows][:, cols],
-                "mask": (old.mask * keep_edge[index])[rows][:, cols],
+                "mask": (old.mask * kept.keep_edges[index])[rows][:, cols],
             }
             new.load_state_dict({key: v.clone() for key, v in state.items()})
-        unused = [i for i in range(self.layer_dims[0]) if not bool(keep_edge[0][:, i].any())]
+        first = kept.keep_edges[0]
+        names = self.input_names
         report = {
             "dims_before": list(self.layer_dims),
-            "dims_after": dims,
+            "dims_after": list(small.layer_dims),
             "edges_before": int(sum(int(layer.mask.sum()) for layer in self.layers)),
             "edges_after": int(sum(int(layer.mask.sum()) for layer in small.layers)),
-            "unused_inputs": [f"x{i + 1}" for i in unused],
+            "unused_inputs": [
+                n for i, n in enumerate(names) if i in inputs and not first[:, i].any()
+            ],
+            "dropped_inputs": [n for i, n in enumerate(names) if i not in inputs],
         }
         return small, report
 
@@ -266,11 +268,13 @@ class SimpleKAN(nn.Module):
         """What rebuilds the model's shapes (saved beside its tensors and in the config)."""
         return {
             "layer_dims": list(self.layer_dims),
+            "mult_arity": [list(a) for a in self.mult_arity],
             "grid_sizes": self.grid_sizes,
             "spline_degree": self.spline_degree,
             "base_activation": self.base_activation,
             "dtype": str(self.layers[0].knots.dtype).removeprefix("torch."),
             "input_range": [[float(a), float(b)] for a, b in self.input_range],
+            "input_names": list(self.input_names),
         }
 
     def checkpoint(self) -> dict:
@@ -292,6 +296,8 @@ class SimpleKAN(nn.Module):
             grid_range=arch["input_range"],
             base_activation=arch["base_activation"],
             dtype=getattr(torch, arch["dtype"]),
+            mult_arity=arch["mult_arity"],
+            input_names=arch["input_names"],
         )
         model.load_state_dict(state)
         return model
