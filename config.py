@@ -18,6 +18,7 @@ from pathlib import Path
 from errors import ConfigError, DataError
 from knots import KNOT_PLACEMENTS
 from layer_kernels import BASE_ACTIVATIONS
+from nodes import parse_levels
 from optimizers import OPTIMIZERS
 from runtime import DEVICES, DTYPES
 from schedule import UPDATE_STRATEGIES
@@ -126,14 +127,44 @@ def _data_file(value: object) -> str | None:
     return value
 
 
-def _layer_dims(value: object) -> list[int]:
+def _width(value: object) -> bool:
+    """n >= 1, or a KAN 2.0 pair [n_add, n_mult] of integers >= 0 with at least one node."""
+    if _is_int(value):
+        return value >= 1
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(_is_int(v) and v >= 0 for v in value)
+        and sum(value) >= 1
+    )
+
+
+def _layer_dims(value: object) -> list:
     if (
         not isinstance(value, list)
         or len(value) < 2
-        or not all(_is_int(width) and width >= 1 for width in value)
+        or not all(_width(width) for width in value)
+        or not (_is_int(value[0]) and _is_int(value[-1]))
     ):
-        raise _Invalid("must be a list of at least 2 positive integers [n_in, ..., n_out]")
-    return list(value)
+        raise _Invalid(
+            "must be a list [n_in, ..., n_out] of at least 2 widths: positive integers, hidden "
+            "ones also [n_add, n_mult] pairs (multiplication nodes)"
+        )
+    return [list(w) if isinstance(w, list) else w for w in value]
+
+
+def _mult_arity(value: object) -> int | list:
+    if _is_int(value) and value >= 2:
+        return value
+    if isinstance(value, list) and all(
+        (_is_int(v) and v >= 2) or (isinstance(v, list) and all(_is_int(a) and a >= 2 for a in v))
+        for v in value
+    ):
+        return [list(v) if isinstance(v, list) else v for v in value]
+    raise _Invalid(
+        "must be an integer >= 2 (factors of every multiplication node) or one entry per "
+        "level: an integer >= 2 or a list of the arities of that level's multiplication nodes"
+    )
 
 
 def _target_function(value: object) -> str | list[str] | None:
@@ -218,6 +249,12 @@ KEYS: dict[str, Key] = {
         [2, 4, 8, 4, 1],
         _layer_dims,
         "Layer widths [n_in, h1, ..., n_out]; n_in and n_out must match the data.",
+    ),
+    "mult_arity": Key(
+        2,
+        _mult_arity,
+        "Factors of each multiplication node: an integer, or one entry per level of layer_dims "
+        "(an integer or a list, one arity per multiplication node of that level).",
     ),
     "grid_size": Key(10, _integer(1), "Initial number of grid intervals G per edge."),
     "spline_degree": Key(3, _integer(1, 5), "B-spline degree k (1 to 5)."),
@@ -305,6 +342,12 @@ KEYS: dict[str, Key] = {
         _number(0),
         "Edges and hidden nodes whose attribution (share of the output they carry, 0..1) is "
         "below this are pruned.",
+    ),
+    "prune_inputs": Key(
+        False,
+        _boolean,
+        "Pruning also removes inputs whose attribution is below prune_threshold; the smaller "
+        "model, its formula and predict then take only the inputs kept.",
     ),
     "symbolic": Key(
         False, _boolean, "Fit a symbolic function to every surviving edge and write the formula."
@@ -395,6 +438,10 @@ def _resolve(given: dict, origins: dict[str, str], fallback: str) -> dict:
             found = f", got {_show(cfg[key])}" if problem.quote_value else ""
             raise ConfigError(f"{where(key)}: {key} {problem}{found}") from None
 
+    try:
+        parse_levels(cfg["layer_dims"], cfg["mult_arity"])
+    except ValueError as problem:
+        raise ConfigError(f"{where('mult_arity', 'layer_dims')}: layer_dims: {problem}") from None
     n_in, n_out = cfg["layer_dims"][0], cfg["layer_dims"][-1]
     explicit_target = given.get("target_function") is not None
     if cfg["data_file"] is not None:

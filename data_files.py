@@ -119,10 +119,18 @@ def load_data_file(path: str, n_in: int, n_out: int) -> tuple[np.ndarray, np.nda
     """Read a training data file into x (N, n_in) and y (N, n_out), both float64 and finite:
     a CSV with inputs first and the last n_out columns targets, or an .npz (any other suffix
     than `.npz` is read as CSV)."""
+    x, y, _ = read_data_file(path, n_in, n_out)
+    return x, y
+
+
+def read_data_file(
+    path: str, n_in: int, n_out: int
+) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """`load_data_file` and the column names of the file's header (None: no header)."""
     if Path(path).suffix.lower() == ".npz" and Path(path).is_file():
-        return _load_npz(path, n_in, n_out)
+        return (*_load_npz(path, n_in, n_out), None)
     table = read_csv(path, (n_in + n_out,), columns_hint(n_in, n_out))
-    return table.values[:, :n_in], table.values[:, n_in:]
+    return table.values[:, :n_in], table.values[:, n_in:], table.header
 
 
 def _load_npz(path: str, n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:

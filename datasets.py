@@ -6,13 +6,14 @@ seed and split. Problems raise `DataError` with one line saying what is wrong an
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from data_files import load_data_file
+from data_files import read_data_file
 from errors import DataError
+from names import default_names, variable_names
 from targets import compile_target
 
 
@@ -34,6 +35,28 @@ class Data:
     input_range: torch.Tensor
     target: Callable[[torch.Tensor], torch.Tensor] | None
     description: str
+    input_names: list[str] = field(default_factory=list)
+    output_names: list[str] = field(default_factory=list)
+
+    def select_inputs(self, columns: list[int]) -> "Data":
+        """The same data with only the input columns ``columns`` (e.g. the inputs pruning kept)."""
+
+        def pick(x: torch.Tensor | None) -> torch.Tensor | None:
+            return None if x is None else x[:, columns]
+
+        return Data(
+            pick(self.x_train),
+            self.y_train,
+            pick(self.x_test),
+            self.y_test,
+            pick(self.x_val),
+            self.y_val,
+            self.input_range[columns],
+            None,
+            self.description,
+            [self.input_names[i] for i in columns],
+            list(self.output_names),
+        )
 
 
 def make_data(cfg: dict, device: torch.device | str, dtype: torch.dtype) -> Data:
@@ -53,7 +76,9 @@ def make_data(cfg: dict, device: torch.device | str, dtype: torch.dtype) -> Data
     early_stopping = cfg["early_stopping_patience"] is not None
     if cfg["data_file"] is not None:
         path, test_size = cfg["data_file"], cfg["test_size"]
-        x_all, y_all = (torch.from_numpy(a) for a in load_data_file(path, n_in, n_out))
+        x_np, y_np, header = read_data_file(path, n_in, n_out)
+        x_all, y_all = torch.from_numpy(x_np), torch.from_numpy(y_np)
+        input_names, output_names = variable_names(header, n_in, n_out)
         needed = test_size + 1 + early_stopping
         if len(x_all) < needed:
             raise DataError(
@@ -71,6 +96,7 @@ def make_data(cfg: dict, device: torch.device | str, dtype: torch.dtype) -> Data
     else:
         ranges = torch.tensor(cfg["input_range"], dtype=torch.float64).expand(n_in, 2)
         target = compile_target(cfg["target_function"], n_in)
+        input_names, output_names = default_names(n_in, "x"), default_names(n_out, "y")
         x_train = _sample(train_generator, cfg["dataset_size"], ranges)
         x_test = _sample(test_generator, cfg["test_size"], ranges)
         y_train = _evaluate(target, x_train, dtype, "training")
@@ -107,6 +133,8 @@ def make_data(cfg: dict, device: torch.device | str, dtype: torch.dtype) -> Data
         input_range=move(ranges),
         target=target,
         description=description,
+        input_names=input_names,
+        output_names=output_names,
     )
 
 

@@ -54,6 +54,8 @@ def build_model(cfg: dict, data: Data, device, dtype) -> SimpleKAN:
         base_activation=cfg["base_activation"],
         dtype=dtype,
         device=device,
+        mult_arity=cfg["mult_arity"],
+        input_names=data.input_names or None,
     )
 
 
@@ -69,15 +71,18 @@ def start_run(run: RunFolder, cfg: dict, model: SimpleKAN, data: Data, config_pa
 
 
 def prune_and_finetune(cfg, model, data, run: RunFolder, history: History, progress):
-    """Prune weak edges and nodes, then fine-tune the smaller model; returns (model, report,
-    fine-tuning result)."""
-    model, report = model.prune(data.x_train, cfg["prune_threshold"])
-    unused = report["unused_inputs"]
+    """Prune weak edges and nodes (and, with prune_inputs, inputs), then fine-tune the smaller
+    model; returns (model, data with the inputs it kept, report, fine-tuning result)."""
+    model, report = model.prune(data.x_train, cfg["prune_threshold"], cfg["prune_inputs"])
+    unused, dropped = report["unused_inputs"], report["dropped_inputs"]
     run.log(
         f"pruned {report['dims_before']} -> {report['dims_after']} "
         f"({report['edges_before']} -> {report['edges_after']} edges)"
         + (f"; inputs feeding nothing: {', '.join(unused)}" if unused else "")
+        + (f"; inputs dropped: {', '.join(dropped)}" if dropped else "")
     )
+    if dropped:
+        data = data.select_inputs([data.input_names.index(n) for n in model.input_names])
     start = history.steps
     history.add_event({"step": start, "kind": "prune", **report})
     fine = training.train(
@@ -93,7 +98,7 @@ def prune_and_finetune(cfg, model, data, run: RunFolder, history: History, progr
         label="finetune",
     )
     history.append(fine, "prune_finetune", start)
-    return model, report, fine
+    return model, data, report, fine
 
 
 def measure(cfg, model, data: Data, history: History, stopped: str, device) -> dict:
@@ -137,7 +142,7 @@ def fit_formula(cfg, model, data: Data, run: RunFolder, metrics: dict):
         finetune_steps=cfg["symbolic_finetune_steps"],
     )
     if result.ok:
-        pred = symbolic.evaluate_formula(result.exprs, to_numpy(data.x_test))
+        pred = symbolic.evaluate_formula(result.exprs, to_numpy(data.x_test), model.input_names)
         result.test_rmse = rmse(pred, to_numpy(data.y_test))
         formulas = result.formulas
         metrics["formula"] = formulas if len(formulas) > 1 else formulas[0]
@@ -147,7 +152,9 @@ def fit_formula(cfg, model, data: Data, run: RunFolder, metrics: dict):
             run.log(f"formula y{k + 1} = {f}")
         run.log(f"formula test_rmse {result.test_rmse:.4e}")
     else:
-        where = ", ".join(f"layer {la} edge x{i + 1}->{j + 1}" for la, j, i in result.unfit_edges)
+        where = ", ".join(
+            f"layer {la + 1} edge {i + 1}->{j + 1}" for la, j, i in result.unfit_edges
+        )
         metrics["formula"] = None
         metrics["formula_note"] = f"no formula: edges not symbolic: {where}"
         run.log(metrics["formula_note"])
@@ -200,11 +207,16 @@ def run_experiment(cfg, data: Data, run: RunFolder, config_path, device, dtype, 
     history = History(result)
     stopped, message = result.stopped, result.message
     prune_report = None
+    importance = model.input_importance(data.x_train)
+    run.log("input importance: " + ", ".join(f"{n} {v:.3g}" for n, v in importance.items()))
     if cfg["prune"] and stopped in FINISHED:
-        model, prune_report, fine = prune_and_finetune(cfg, model, data, run, history, progress)
+        model, data, prune_report, fine = prune_and_finetune(
+            cfg, model, data, run, history, progress
+        )
         if fine.stopped != "completed":
             stopped, message = fine.stopped, fine.message
     metrics = measure(cfg, model, data, history, stopped, device)
+    metrics["input_importance"] = importance
     if prune_report is not None:
         metrics["prune"] = prune_report
     formula = None

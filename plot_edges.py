@@ -12,7 +12,9 @@ network drawn with every edge's learned 1-D function on it).
   small plot of each edge's function on the edge, edge opacity tanh(3 * score / max score of
   its layer); pruned edges hidden, symbolic edges coloured and named.
 
-Node names: inputs ``x1..xn``, outputs ``y1..ym``, node j of hidden level l ``h<l>.<j>``.
+Node names: inputs by the data's names (``x1..xn`` without), outputs ``y1..ym``, node j of
+hidden level l ``h<l>.<j>``; factor k of a multiplication node ``h<l>.<j>[k]`` (the diagram
+draws a multiplication node as a × disc with its factors as dots below it).
 Panels and insets are drawn into one Axes per page in inch coordinates (`_Sheet`): a real Axes
 per edge costs ~60 ms. Figures are plain `Figure` objects (no pyplot). Layers wider than
 `MAX_GRID` inputs or outputs show their most important ones (by attribution).
@@ -35,6 +37,7 @@ from matplotlib.ticker import MaxNLocator
 
 import run_folder
 from arrays import as_tensor_like, to_numpy
+from nodes import Level
 from plot_style import COLORS, STYLE, limits, thin_rows
 from symbolic import SymbolicResult
 from symbolic_fit import Fit
@@ -52,6 +55,7 @@ BETA = 3.0  # edge opacity tanh(BETA * score / max score of the layer), as in th
 MIN_ALPHA = 0.03  # live edges stay faintly visible
 FORMULA_LINES = 5  # lines of each output's formula shown above the network diagram
 NODE_RADIUS = 0.055  # of the network diagram's nodes, inches
+SUBNODE_DROP = 0.3  # factors of a multiplication node sit this far below it, inches
 FUNCTION_COLORS = ("#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 
 
@@ -87,12 +91,29 @@ def activation_curve(layer, x_in, j: int, i: int, num: int = CURVE_POINTS):
     return xs[:, i], ys[:, j, i]
 
 
-def node_name(level: int, index: int, dims: list[int]) -> str:
+def node_name(level: int, index: int, dims: list[int], input_names=None) -> str:
     if level == 0:
-        return f"x{index + 1}"
+        return input_names[index] if input_names else f"x{index + 1}"
     if level == len(dims) - 1:
         return f"y{index + 1}"
     return f"h{level}.{index + 1}"
+
+
+def _levels(model) -> list[Level]:
+    """The model's levels (a model without multiplication nodes may only have layer_dims)."""
+    return list(getattr(model, "levels", None) or [Level(int(d)) for d in model.layer_dims])
+
+
+def subnode_names(level_index: int, level: Level, dims: list[int]) -> list[str]:
+    """The outputs of the layer feeding a level: its addition nodes by name, then factor k of
+    multiplication node h as ``h[k]``."""
+    names = []
+    for s, node in enumerate(level.node_of_subnode()):
+        name = node_name(level_index, node, dims)
+        if node >= level.n_add:
+            name += f"[{s - level.blocks()[node - level.n_add].start + 1}]"
+        names.append(name)
+    return names
 
 
 @dataclass
@@ -143,7 +164,9 @@ def layer_curves(model, x, symbolic: SymbolicResult | None = None) -> list[Layer
     xt = as_tensor_like(thin_rows(x), model.layers[0].knots)
     inputs = model.layer_inputs(xt)
     scores = model.edge_scores(xt)[0]
-    dims = model.layer_dims
+    levels = _levels(model)
+    dims = [level.n_nodes for level in levels]
+    names = getattr(model, "input_names", None)
     result = []
     for index, (layer, x_in, score) in enumerate(zip(model.layers, inputs, scores)):
         xs, ys = activation_curves(layer, x_in)
@@ -167,8 +190,8 @@ def layer_curves(model, x, symbolic: SymbolicResult | None = None) -> list[Layer
                 score=to_numpy(score),
                 mask=to_numpy(layer.mask),
                 fits=_symbolic_curves(symbolic, index, layer, xs),
-                inputs=[node_name(index, i, dims) for i in range(layer.in_dim)],
-                outputs=[node_name(index + 1, j, dims) for j in range(layer.out_dim)],
+                inputs=[node_name(index, i, dims, names) for i in range(layer.in_dim)],
+                outputs=subnode_names(index + 1, levels[index + 1], dims),
             )
         )
     return result
@@ -445,30 +468,57 @@ def _function_colors(curves: list[LayerCurves]) -> dict[str, str]:
     return colors
 
 
-def _draw_edges(sheet: _Sheet, c: LayerCurves, layout: _Layout, colors, alive) -> None:
+def _subnode_xy(level: Level, x_nodes: np.ndarray, y: float, spacing: float):
+    """Where the edges into a level end: an addition node itself, or the factors of a
+    multiplication node, spread in a row under it (x, y per subnode)."""
+    xs, ys = [], []
+    for s, node in enumerate(level.node_of_subnode()):
+        if node < level.n_add:
+            xs.append(x_nodes[node])
+            ys.append(y)
+            continue
+        block = level.blocks()[node - level.n_add]
+        offset = (s - block.start) - (len(block) - 1) / 2
+        xs.append(x_nodes[node] + offset * spacing)
+        ys.append(y - SUBNODE_DROP)
+    return np.array(xs), np.array(ys)
+
+
+def _draw_edges(sheet: _Sheet, c: LayerCurves, layout: _Layout, colors, alive, levels) -> None:
     """Layer c's live edges, each with an inset of its function (plain lines when crowded);
-    marks the nodes they join in ``alive``."""
+    marks the nodes they join in ``alive``. Edges into a multiplication node end at its
+    factors (subnodes), drawn as small dots joined to the × node."""
     r, l = NODE_RADIUS, c.index
-    xi, xj = layout.node_x(len(c.inputs)), layout.node_x(len(c.outputs))
-    yi, yj = layout.level_y(l), layout.level_y(l + 1)
+    level = levels[l + 1]
+    owner = level.node_of_subnode()
+    xi = layout.node_x(len(c.inputs))
+    x_nodes = layout.node_x(level.n_nodes)
+    yi, y_node = layout.level_y(l), layout.level_y(l + 1)
+    gap = layout.plot_w / level.n_nodes
+    xj, yj = _subnode_xy(level, x_nodes, y_node, min(0.22, gap / (1 + max(level.arities or (1,)))))
     spacing = layout.plot_w / (len(c.inputs) * len(c.outputs))
     side = min(0.8 * spacing, 0.62)
     alpha = edge_opacity(c)
+    for s, node in enumerate(owner):
+        if node >= level.n_add:  # a factor: a dot joined to its × node
+            sheet.line([(xj[s], yj[s]), (x_nodes[node], y_node - r)], "0.35", 0.7, z=5)
+            sheet.ax.scatter([xj[s]], [yj[s]], s=(r * 72) ** 2, c="0.35", zorder=6, linewidths=0)
     for i in range(len(c.inputs)):
         for j in range(len(c.outputs)):
             if alpha[j, i] == 0:
                 continue
-            alive[l][i] = alive[l + 1][j] = True
+            alive[l][i] = alive[l + 1][owner[j]] = True
             fit = c.fits.get((j, i))
             rgb = matplotlib.colors.to_rgb(colors[fit.fit.name] if fit else "black")
             rgba = (*rgb, float(alpha[j, i]))
+            end = yj[j] - (r if owner[j] < level.n_add else r / 2)
             if spacing < 0.15:  # too many edges for insets: plain lines
-                sheet.line([(xi[i], yi + r), (xj[j], yj - r)], rgba, 0.8)
+                sheet.line([(xi[i], yi + r), (xj[j], end)], rgba, 0.8)
                 continue
             xq = layout.left + (i * len(c.outputs) + j + 0.5) * spacing
-            yq = layout.level_y(l + 0.5)
+            yq = layout.level_y(l + 0.5) - SUBNODE_DROP / 2
             sheet.line([(xi[i], yi + r), (xq, yq - side / 2)], rgba, 0.8)
-            sheet.line([(xq, yq + side / 2), (xj[j], yj - r)], rgba, 0.8)
+            sheet.line([(xq, yq + side / 2), (xj[j], end)], rgba, 0.8)
             xlim, ylim = (c.xs[0, i], c.xs[-1, i]), limits(c.ys[:, j, i], pad=0.12)
             box = _Box(xq - side / 2, yq - side / 2, side, side, xlim, ylim)
             sheet.rect(box.x0, box.y0, side, side, (1, 1, 1, 1), rgba, 0.6, z=3)
@@ -487,24 +537,41 @@ def _draw_edges(sheet: _Sheet, c: LayerCurves, layout: _Layout, colors, alive) -
                 )
 
 
-def _draw_nodes(sheet: _Sheet, dims: list[int], layout: _Layout, alive) -> None:
-    """Every level's nodes (grey when no live edge touches them) and their names."""
+def _draw_nodes(sheet: _Sheet, levels: list[Level], layout: _Layout, alive, names) -> None:
+    """Every level's nodes (grey when no live edge touches them) and their names; a
+    multiplication node is a white disc with a ×."""
     r = NODE_RADIUS
+    dims = [level.n_nodes for level in levels]
     for level, d in enumerate(dims):
         y = layout.level_y(level)
         xs = layout.node_x(d)
+        n_add = levels[level].n_add
+        colors = ["black" if a else COLORS["pruned"] for a in alive[level]]
         sheet.ax.scatter(
-            xs,
-            np.full(d, y),
+            xs[:n_add],
+            np.full(n_add, y),
             s=(2 * r * 72) ** 2,
-            c=["black" if a else COLORS["pruned"] for a in alive[level]],
+            c=colors[:n_add],
             zorder=6,
             linewidths=0,
         )
+        if d > n_add:
+            mult = xs[n_add:]
+            sheet.ax.scatter(
+                mult,
+                np.full(len(mult), y),
+                s=(3 * r * 72) ** 2,
+                c="white",
+                edgecolors=colors[n_add:],
+                linewidths=0.9,
+                zorder=6,
+            )
+            for x, color in zip(mult, colors[n_add:]):
+                sheet.text(x, y, "×", 8, ha="center", va="center", color=color, zorder=7)
         gap = layout.plot_w / d
         size = 9 if gap >= 0.4 else 6
         for k, x in enumerate(xs):
-            name = node_name(level, k, dims)
+            name = node_name(level, k, dims, names)
             if gap < 0.2 and k not in (0, d - 1):  # too crowded to name every node
                 continue
             if level == 0:
@@ -512,10 +579,11 @@ def _draw_nodes(sheet: _Sheet, dims: list[int], layout: _Layout, alive) -> None:
             elif level == len(dims) - 1:
                 sheet.text(x, y + 0.12, name, size, ha="center", va="bottom")
             elif gap >= 0.4:
-                sheet.text(x + 0.07, y + 0.03, name, 5.5, ha="left", va="bottom", color="0.45")
+                sheet.text(x + 0.1, y + 0.03, name, 5.5, ha="left", va="bottom", color="0.45")
 
 
-def _network_page(curves: list[LayerCurves], dims: list[int], title: str, formulas) -> Figure:
+def _network_page(curves: list[LayerCurves], levels, title: str, formulas, names) -> Figure:
+    dims = [level.n_nodes for level in levels]
     n_edges = [c.ys.shape[1] * c.ys.shape[2] for c in curves]
     layout = _Layout(plot_w=min(max(0.42 * max(n_edges), 0.6 * max(dims), 4.5), 24.0))
     wrapped = _formula_lines(formulas, layout.plot_w)
@@ -526,8 +594,8 @@ def _network_page(curves: list[LayerCurves], dims: list[int], title: str, formul
     colors = _function_colors(curves)
     alive = [np.zeros(d, dtype=bool) for d in dims]
     for c in curves:
-        _draw_edges(sheet, c, layout, colors, alive)
-    _draw_nodes(sheet, dims, layout, alive)
+        _draw_edges(sheet, c, layout, colors, alive, levels)
+    _draw_nodes(sheet, levels, layout, alive, names)
     sheet.text(width / 2, height - 0.12, title, 11, ha="center", va="top", weight="bold")
     sheet.text(
         width / 2,
@@ -558,7 +626,9 @@ def network_figure(
     """The network diagram (see the module docstring); x: model inputs (N, n_in). The formulas
     of an ok symbolic result are written above it."""
     curves = layer_curves(model, x, symbolic)
-    dims = list(model.layer_dims)
+    levels = _levels(model)
     formulas = symbolic.formulas if symbolic is not None and symbolic.ok else []
-    head = f"{title + ': ' if title else ''}KAN {'-'.join(map(str, dims))}"
-    return _network_page(curves, dims, head, formulas)
+    widths = [str(level.width()).replace(" ", "") for level in levels]
+    head = f"{title + ': ' if title else ''}KAN {'-'.join(widths)}"
+    names = getattr(model, "input_names", None)
+    return _network_page(curves, levels, head, formulas, names)

@@ -2,6 +2,7 @@
 
 - `loss_figure`: train / validation / test RMSE per step (log scale), grid refinements (dashed,
   labelled with the new grid size), grid-range updates, pruning, fine-tune phases.
+- `importance_figure`: every input's attribution score, as bars.
 - `comparison_figures`: one page per output, target vs model: surfaces for 2 inputs, curves for
   1, slices through the two most important inputs for more, predicted-vs-true on the test set
   for data files (no target expression); each with an info box (the run's key numbers).
@@ -182,13 +183,48 @@ def loss_figure(history: dict, title: str | None = None) -> Figure:
 
 
 # ---------------------------------------------------------------------------------------------
+# Input importance
+
+
+@matplotlib.rc_context(STYLE)
+def importance_figure(
+    importance: dict[str, float], threshold: float | None = None, title: str | None = None
+) -> Figure:
+    """A horizontal bar per input: its attribution score (metrics.json "input_importance", the
+    trained network's, before any pruning), largest first, with the share of the total; a
+    dashed line at the pruning threshold when given."""
+    names = sorted(importance, key=lambda n: -importance[n])
+    values = np.array([importance[n] for n in names], dtype=float)
+    fig = Figure(figsize=(6.4, 1.2 + 0.28 * len(names)), layout="constrained")
+    ax = fig.add_subplot()
+    y = np.arange(len(names))[::-1]
+    ax.barh(y, values, color=COLORS["train"], height=0.65)
+    total = values.sum()
+    for yk, v in zip(y, values):
+        share = f"  {v:.3g} ({100 * v / total:.1f} %)" if total > 0 else f"  {v:.3g}"
+        ax.text(v, yk, share, va="center", ha="left", fontsize=7)
+    ax.set_yticks(y, names)
+    if threshold is not None and threshold > 0:
+        ax.axvline(threshold, color="0.4", ls="--", lw=0.9, label=f"prune_threshold {threshold:g}")
+        ax.legend(loc="lower right", frameon=False, fontsize=7)
+    ax.set_xlim(0, 1.25 * max(float(values.max(initial=0.0)), threshold or 0.0, 1e-12))
+    ax.set_xlabel("attribution score (KAN 2.0; the outputs score 1)")
+    head = "input importance"
+    ax.set_title(f"{title}: {head}" if title else head)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
 # Comparison with the target
 
 
-def _target(config: dict, n_in: int, n_out: int):
-    """The compiled target expression x (N, n_in) → (N, n_out) as numpy, or None (data file)."""
+def _target(config: dict, n_in: int, n_out: int, names=None):
+    """The compiled target expression x (N, n_in) → (N, n_out) as numpy, or None (data file, or
+    a model that no longer takes the inputs x1..xn the expression is written in: ``names``)."""
     text = config.get("target_function")
     if text is None or config.get("data_file"):
+        return None
+    if names is not None and list(names) != [f"x{i + 1}" for i in range(n_in)]:
         return None
     try:
         f = targets.compile_target(text, n_in)
@@ -456,7 +492,7 @@ def comparison_figures(model, samples, config: dict, metrics: dict) -> list[Figu
     y_test arrays (as samples.npz holds them); config: the run's (target_function, data_file,
     project_name are read); metrics: metrics.json, for the info box."""
     n_in, n_out = model.layer_dims[0], model.layer_dims[-1]
-    target = _target(config, n_in, n_out)
+    target = _target(config, n_in, n_out, getattr(model, "input_names", None))
     ranges = _input_ranges(model, samples, n_in)
     info = _info_text(model, metrics or {}, config)
     scores = None

@@ -9,7 +9,9 @@ named in run_folder.py:
 - `run_folder.COMPARISON_PLOT_FILE`: target vs model with an info box, one page per output
   (`plot_results.comparison_figures`);
 - `run_folder.NETWORK_PLOT_FILE`: the network with each edge's function on it
-  (`plot_edges.network_figure`).
+  (`plot_edges.network_figure`);
+- `run_folder.IMPORTANCE_PLOT_FILE`: each input's attribution score, when metrics hold
+  "input_importance" (`plot_results.importance_figure`).
 
 All plots of a [2, 4, 8, 4, 1] network take about 3 s on two cores.
 """
@@ -28,6 +30,7 @@ from plot_style import STYLE, thin_rows
 from run_folder import (
     ACTIVATIONS_PLOT_FILE,
     COMPARISON_PLOT_FILE,
+    IMPORTANCE_PLOT_FILE,
     LOSS_PLOT_FILE,
     NETWORK_PLOT_FILE,
     RunFolder,
@@ -69,6 +72,12 @@ def plot_all(
             NETWORK_PLOT_FILE: [plot_edges.network_figure(model, x, symbolic, title)]
         },
     }
+    importance = (metrics or {}).get("input_importance")
+    if importance:
+        threshold = config.get("prune_threshold") if config.get("prune") else None
+        jobs[IMPORTANCE_PLOT_FILE] = lambda: {
+            IMPORTANCE_PLOT_FILE: [plot_results.importance_figure(importance, threshold, title)]
+        }
     failures = []
     for name, draw in jobs.items():
         try:

@@ -33,6 +33,7 @@ LOSS_PLOT_FILE = "mse_loss_plot.pdf"
 ACTIVATIONS_PLOT_FILE = "layer_{n}_activations.pdf"  # n = 1 .. number of layers
 COMPARISON_PLOT_FILE = "3d_comparison_with_info.pdf"
 NETWORK_PLOT_FILE = "network_diagram.pdf"
+IMPORTANCE_PLOT_FILE = "input_importance.pdf"
 
 
 def activations_plot_file(layer: int) -> str:

@@ -296,8 +296,8 @@ class SimpleKAN(nn.Module):
             grid_range=arch["input_range"],
             base_activation=arch["base_activation"],
             dtype=getattr(torch, arch["dtype"]),
-            mult_arity=arch["mult_arity"],
-            input_names=arch["input_names"],
+            mult_arity=arch.get("mult_arity", 2),
+            input_names=arch.get("input_names"),
         )
         model.load_state_dict(state)
         return model

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 
 from arrays import rmse, to_numpy
+from names import default_names
+from nodes import Level, combine, parse_levels
 from symbolic_fit import (
     LIBRARY,
     Fit,
@@ -45,6 +47,11 @@ FIT_REL = 1.1
 FIT_ABS = 1e-6
 
 
+# An edge whose spread is below this fraction of the spread of the subnode it feeds (its
+# attribution share) is a constant in the formula (e.g. the cross edges of a product learnt by
+# a multiplication node); its recorded R^2 is 1 - share^2, what the subnode keeps.
+NEGLIGIBLE_SHARE = 1e-3
+
 # Composition (`compose`): constants within `tolerance` of p/q or p/q * pi (q <= 12) are
 # replaced by that number; larger expressions than this are not rewritten.
 ROUND_DENOMINATOR = 12
@@ -55,22 +62,36 @@ SIMPLIFY_MAX_OPS = 400
 # Formulas
 
 
-def _check_layer_fits(layer_fits, layer_dims) -> None:
-    if len(layer_fits) != len(layer_dims) - 1:
+def _check_layer_fits(layer_fits, levels: Sequence[Level]) -> None:
+    if len(layer_fits) != len(levels) - 1:
         raise ValueError(
-            f"expected {len(layer_dims) - 1} layers of fits for dims {list(layer_dims)}, "
+            f"expected {len(levels) - 1} layers of fits for dims {_widths(levels)}, "
             f"got {len(layer_fits)}"
         )
     for index, fits in enumerate(layer_fits):
         for j, i in fits:
-            if not (0 <= j < layer_dims[index + 1] and 0 <= i < layer_dims[index]):
-                raise ValueError(f"edge {(j, i)} outside layer {index} of dims {list(layer_dims)}")
+            if not (0 <= j < levels[index + 1].n_sub and 0 <= i < levels[index].n_nodes):
+                raise ValueError(f"edge {(j, i)} outside layer {index} of dims {_widths(levels)}")
         for fit in fits.values():
             library_entry(fit.name)
 
 
-def _input_symbols(n: int) -> list[sympy.Symbol]:
-    return [sympy.Symbol(f"x{i + 1}", real=True) for i in range(n)]
+def _widths(levels: Sequence[Level]) -> list:
+    return [level.width() for level in levels]
+
+
+def input_symbols(names: Sequence[str]) -> list[sympy.Symbol]:
+    """The formula's symbols for inputs of these names (real)."""
+    return [sympy.Symbol(name, real=True) for name in names]
+
+
+def _input_symbols(n: int, names: Sequence[str] | None = None) -> list[sympy.Symbol]:
+    return input_symbols(names if names is not None else default_names(n, "x"))
+
+
+def _product_nodes(level: Level, sub: list[sympy.Expr]) -> list[sympy.Expr]:
+    """Subnode expressions → node expressions (multiplication nodes multiply their block)."""
+    return sub[: level.n_add] + [sympy.Mul(*(sub[s] for s in b)) for b in level.blocks()]
 
 
 def _nice_constant(v: float, tol: float) -> sympy.Expr | None:
@@ -108,26 +129,32 @@ def _round_constants(expr: sympy.Expr, tol: float) -> sympy.Expr:
 
 def compose(
     layer_fits: Sequence[dict[tuple[int, int], Fit]],
-    layer_dims: Sequence[int],
+    layer_dims: Sequence,
     tolerance: float = 1e-6,
     simplify: bool = True,
+    mult_arity=2,
+    names: Sequence[str] | None = None,
 ) -> list[sympy.Expr]:
-    """One sympy expression per output in the symbols x1..xn (real).
+    """One sympy expression per output in the inputs' symbols (``names``, default x1..xn; real).
 
-    ``layer_fits[l][(j, i)]`` is the fit of the edge from node i of level l to node j of level
-    l + 1; a missing edge is pruned and contributes 0; a node is the sum of its incoming edges.
-    With ``simplify``: after every layer, numeric terms are pulled out of exponentials and
-    constants within ``tolerance`` (relative, at least absolute) of p/q or p/q * pi with q <= 12
-    become exact (tolerance 0: only exact matches); at the end each output takes its shortest
-    form (`_shortest_form`; skipped above SIMPLIFY_MAX_OPS operations). Without: the plain
-    composition.
+    ``layer_dims`` and ``mult_arity`` as for SimpleKAN (hidden widths n or [n_add, n_mult]).
+    ``layer_fits[l][(j, i)]`` is the fit of the edge from node i of level l to subnode j of
+    level l + 1; a missing edge is pruned and contributes 0; a subnode is the sum of its
+    incoming edges, an addition node is its subnode, a multiplication node the product of its
+    subnodes. With ``simplify``: after every layer, numeric terms are pulled out of
+    exponentials and constants within ``tolerance`` (relative, at least absolute) of p/q or
+    p/q * pi with q <= 12 become exact (tolerance 0: only exact matches); at the end each
+    output takes its shortest form (`_shortest_form`; skipped above SIMPLIFY_MAX_OPS
+    operations). Without: the plain composition.
     """
-    _check_layer_fits(layer_fits, layer_dims)
-    nodes: list[sympy.Expr] = list(_input_symbols(layer_dims[0]))
+    levels = parse_levels(layer_dims, mult_arity)
+    _check_layer_fits(layer_fits, levels)
+    nodes: list[sympy.Expr] = list(_input_symbols(levels[0].n_nodes, names))
     for index, fits in enumerate(layer_fits):
-        out: list[sympy.Expr] = [sympy.Integer(0)] * layer_dims[index + 1]
+        sub: list[sympy.Expr] = [sympy.Integer(0)] * levels[index + 1].n_sub
         for (j, i), fit in sorted(fits.items()):
-            out[j] = out[j] + fit.expr(nodes[i])
+            sub[j] = sub[j] + fit.expr(nodes[i])
+        out = _product_nodes(levels[index + 1], sub)
         if simplify:
             out = [_round_constants(_pull_exp_constants(node), tolerance) for node in out]
         nodes = out
@@ -151,8 +178,9 @@ def formula_strings(exprs: Sequence[sympy.Expr]) -> tuple[list[str], list[str]]:
     return [str(e) for e in exprs], [sympy.latex(e) for e in exprs]
 
 
-def evaluate_formula(exprs: Sequence[sympy.Expr], x) -> np.ndarray:
-    """Evaluate expressions in x1..xn at x (N, n) → (N, len(exprs)), through numpy.
+def evaluate_formula(exprs: Sequence[sympy.Expr], x, names: Sequence[str] | None = None):
+    """Evaluate expressions in the inputs ``names`` (default x1..xn) at x (N, n) → (N,
+    len(exprs)), float64, through numpy.
 
     Only for expressions built here or parsed from them (sympy.lambdify generates code).
     """
@@ -160,12 +188,15 @@ def evaluate_formula(exprs: Sequence[sympy.Expr], x) -> np.ndarray:
     if x.ndim != 2:
         raise ValueError(f"x must be (N, n_inputs), got shape {x.shape}")
     n = x.shape[1]
+    names = list(names) if names is not None else default_names(n, "x")
+    if len(names) != n:
+        raise ValueError(f"{len(names)} input names for x with {n} columns")
     by_name = {s.name: s for e in exprs for s in e.free_symbols}
-    unknown = sorted(set(by_name) - {f"x{i + 1}" for i in range(n)})
+    unknown = sorted(set(by_name) - set(names))
     if unknown:
-        raise ValueError(f"formula uses {unknown}, but x has only {n} columns")
-    args = [by_name.get(f"x{i + 1}", sympy.Symbol(f"x{i + 1}")) for i in range(n)]
-    fn = sympy.lambdify(args, list(exprs), "numpy")
+        raise ValueError(f"formula uses {unknown}, but the inputs are {names}")
+    args = [by_name.get(name, sympy.Symbol(name)) for name in names]
+    fn = sympy.lambdify(args, list(exprs), "numpy", dummify=True)
     with np.errstate(all="ignore"):
         values = fn(*x.T)
     out = [np.broadcast_to(np.asarray(v, dtype=np.float64), (x.shape[0],)) for v in values]
@@ -218,27 +249,33 @@ class _SymbolicLayer(nn.Module):
 class SymbolicKAN(nn.Module):
     """The network in which every surviving edge is ``c * f(a * x + b) + d`` (float64).
 
-    Built from ``layer_dims`` and ``layer_fits`` (as in `compose`); (a, b, c, d) of every edge are
-    trainable except those fixed by the canonical form (`free_parameters`). A fit's r2 is carried
-    along unchanged (it describes the original edge fit).
+    Built from ``layer_dims``, ``layer_fits`` and ``mult_arity`` (as in `compose`); (a, b, c,
+    d) of every edge are trainable except those fixed by the canonical form (`free_parameters`).
+    A fit's r2 is carried along unchanged (it describes the original edge fit).
     """
 
-    def __init__(self, layer_dims: Sequence[int], layer_fits: Sequence[dict[tuple[int, int], Fit]]):
+    def __init__(
+        self,
+        layer_dims: Sequence,
+        layer_fits: Sequence[dict[tuple[int, int], Fit]],
+        mult_arity=2,
+    ):
         super().__init__()
-        _check_layer_fits(layer_fits, layer_dims)
-        self.layer_dims = [int(d) for d in layer_dims]
+        self.levels = parse_levels(layer_dims, mult_arity)
+        _check_layer_fits(layer_fits, self.levels)
+        self.layer_dims = _widths(self.levels)
         self.layers = nn.ModuleList(
-            _SymbolicLayer(d_in, d_out, fits)
-            for d_in, d_out, fits in zip(
-                self.layer_dims[:-1], self.layer_dims[1:], layer_fits, strict=True
+            _SymbolicLayer(source.n_nodes, target.n_sub, fits)
+            for source, target, fits in zip(
+                self.levels[:-1], self.levels[1:], layer_fits, strict=True
             )
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, n_in) → (N, n_out), float64."""
         h = x.to(torch.float64)
-        for layer in self.layers:
-            h = layer(h)
+        for layer, level in zip(self.layers, self.levels[1:]):
+            h = combine(level, layer(h))
         return h
 
     def fits(self) -> list[dict[tuple[int, int], Fit]]:
@@ -453,7 +490,13 @@ def _edge_fits(model, inputs, activations, names, r2_threshold):
         h = to_numpy(h)  # (N, in)
         phi = to_numpy(phi)  # (N, out, in)
         fits, simplest = {}, {}
+        share = phi.std(axis=0) / np.maximum(phi.sum(axis=2).std(axis=0), 1e-300)[:, None]
         for j, i in np.argwhere(layer.mask.detach().cpu().numpy() > 0).tolist():
+            if share[j, i] < NEGLIGIBLE_SHARE:  # a constant: its mean, fine-tuned with the rest
+                fits[(j, i)] = simplest[(j, i)] = Fit(
+                    "0", 0.0, 0.0, 0.0, float(phi[:, j, i].mean()), 1.0 - float(share[j, i]) ** 2
+                )
+                continue
             candidates = fit_candidates(h[:, i], phi[:, j, i], names)
             chosen = select_fit(candidates, r2_threshold)
             if chosen is None:
@@ -497,9 +540,9 @@ def symbolify(
     """
     names = library_names(library)
     xt = _model_input(model, x)
-    n_out = model.layer_dims[-1]
-    if xt.ndim != 2 or xt.shape[1] != model.layer_dims[0]:
-        raise ValueError(f"x must be (N, {model.layer_dims[0]}), got shape {tuple(xt.shape)}")
+    n_in, n_out = model.layer_dims[0], model.layer_dims[-1]
+    if xt.ndim != 2 or xt.shape[1] != n_in:
+        raise ValueError(f"x must be (N, {n_in}), got shape {tuple(xt.shape)}")
     if to_numpy(y).size != xt.shape[0] * n_out:
         raise ValueError(f"y must be (N, {n_out}) with N = {xt.shape[0]}, got {to_numpy(y).shape}")
     with torch.no_grad():
@@ -515,34 +558,58 @@ def symbolify(
     x64 = torch.as_tensor(to_numpy(xt))
     y64 = torch.as_tensor(to_numpy(y)).reshape(x64.shape[0], -1)
     target = y64.numpy()
-    network = to_numpy(activations[-1].sum(dim=2))  # the model's output
+    network = to_numpy(activations[-1].sum(dim=2))  # the output level has no products
     spread = float(np.ptp(target))
-    tries = [_formulas(model.layer_dims, simplest_fits, x64, y64, finetune_steps, spread)]
+    shape = Shape(model.layer_dims, getattr(model, "mult_arity", 2), _names(model, n_in))
+    tries = [_formulas(shape, simplest_fits, x64, y64, finetune_steps, spread)]
     if simplest_fits != chosen_fits and not fits_as_well(
         tries[0][3], rmse(network, target), spread
     ):
-        tries.append(_formulas(model.layer_dims, chosen_fits, x64, y64, finetune_steps, spread))
+        tries.append(_formulas(shape, chosen_fits, x64, y64, finetune_steps, spread))
     layer_fits, tuned, exprs, formula_rmse = min(tries, key=lambda result: result[3])
     edge_r2 = [{edge: fit.r2 for edge, fit in fits.items()} for fits in layer_fits]
     formulas, latex = formula_strings(exprs)
     return SymbolicResult(formulas, latex, exprs, tuned, edge_r2, [], True, formula_rmse)
 
 
-def _formulas(layer_dims, layer_fits, x64, y64, finetune_steps, spread):
+@dataclass(frozen=True)
+class Shape:
+    """What composes fits into formulas: the widths, the multiplication nodes' arities and the
+    input names."""
+
+    layer_dims: list
+    mult_arity: object
+    names: list[str]
+
+
+def _names(model, n_in: int) -> list[str]:
+    return list(getattr(model, "input_names", None) or default_names(n_in, "x"))
+
+
+def _formulas(shape: Shape, layer_fits, x64, y64, finetune_steps, spread):
     """Fine-tune the symbolic network of ``layer_fits`` on (x64, y64) and compose it (rounded
     and simplified unless that costs accuracy, see `symbolify`); ``spread``: of y64.
 
     Returns (layer_fits, fine-tuned fits, expressions, RMSE of the expressions on (x64, y64)).
     """
-    sym = SymbolicKAN(layer_dims, layer_fits)
+    sym = SymbolicKAN(shape.layer_dims, layer_fits, shape.mult_arity)
     finetune(sym, x64, y64, finetune_steps)
     tuned = sym.fits()
     target = y64.numpy()
     with torch.no_grad():
         network_rmse = rmse(sym(x64).numpy(), target)
-    exprs = compose(tuned, layer_dims)
-    formula_rmse = rmse(evaluate_formula(exprs, x64.numpy()), target)
+
+    def composed(simplify: bool):
+        exprs = compose(
+            tuned,
+            shape.layer_dims,
+            simplify=simplify,
+            mult_arity=shape.mult_arity,
+            names=shape.names,
+        )
+        return exprs, rmse(evaluate_formula(exprs, x64.numpy(), shape.names), target)
+
+    exprs, formula_rmse = composed(True)
     if not fits_as_well(formula_rmse, network_rmse, spread):
-        exprs = compose(tuned, layer_dims, simplify=False)
-        formula_rmse = rmse(evaluate_formula(exprs, x64.numpy()), target)
+        exprs, formula_rmse = composed(False)
     return layer_fits, tuned, exprs, formula_rmse
