@@ -248,7 +248,8 @@ KEYS: dict[str, Key] = {
     "layer_dims": Key(
         [2, 4, 8, 4, 1],
         _layer_dims,
-        "Layer widths [n_in, h1, ..., n_out]; n_in and n_out must match the data.",
+        "Layer widths [n_in, h1, ..., n_out]; n_in and n_out must match the data. A hidden "
+        "width is n (addition nodes) or [n_add, n_mult] (KAN 2.0 multiplication nodes).",
     ),
     "mult_arity": Key(
         2,
@@ -290,6 +291,18 @@ KEYS: dict[str, Key] = {
     ),
     "seed": Key(
         0, _integer(0), "Random seed: same seed, config and machine give identical results."
+    ),
+    "starts": Key(
+        1,
+        _integer(1),
+        "Initialisations tried against bad local minima: each trains start_steps steps, the one "
+        "with the lowest validation (else training) RMSE is trained in full (start k uses "
+        "seed + 7919*k for the initial weights; the data stay the same).",
+    ),
+    "start_steps": Key(
+        None,
+        _integer(1, nullable=True),
+        "Steps of each trial start when starts > 1; null = a tenth of num_steps, at least 50.",
     ),
     "device": Key("auto", _choice(*DEVICES), '"auto" (CUDA when available), "cpu" or "cuda".'),
     "dtype": Key("float32", _choice(*DTYPES), '"float32" or "float64".'),

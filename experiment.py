@@ -9,6 +9,7 @@ import time
 
 import torch
 
+import starts
 import training
 from arrays import rmse, to_numpy
 from datasets import Data
@@ -44,8 +45,8 @@ class History:
         self.record["phases"].append({"name": name, "start": start, "end": start + result.steps})
 
 
-def build_model(cfg: dict, data: Data, device, dtype) -> SimpleKAN:
-    torch.manual_seed(cfg["seed"])
+def build_model(cfg: dict, data: Data, device, dtype, start: int = 0) -> SimpleKAN:
+    torch.manual_seed(starts.start_seed(cfg, start))
     return SimpleKAN(
         cfg["layer_dims"],
         grid_size=cfg["grid_size"],
@@ -199,6 +200,11 @@ def run_experiment(cfg, data: Data, run: RunFolder, config_path, device, dtype, 
     started = time.perf_counter()
     model = build_model(cfg, data, device, dtype)
     start_run(run, cfg, model, data, config_path, device)
+    start = starts.best_start(
+        cfg, data, lambda k: build_model(cfg, data, device, dtype, k), run.log
+    )
+    if start:
+        model = build_model(cfg, data, device, dtype, start)
 
     def checkpoint(m, step):
         run.write_model(m.checkpoint(), cfg, m.architecture())
@@ -217,6 +223,8 @@ def run_experiment(cfg, data: Data, run: RunFolder, config_path, device, dtype, 
             stopped, message = fine.stopped, fine.message
     metrics = measure(cfg, model, data, history, stopped, device)
     metrics["input_importance"] = importance
+    if cfg["starts"] > 1:
+        metrics["start_seed"] = starts.start_seed(cfg, start)
     if prune_report is not None:
         metrics["prune"] = prune_report
     formula = None
