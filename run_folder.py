@@ -15,6 +15,7 @@ from pathlib import Path
 
 import fileio
 from errors import UserError
+from model_integrity import CHECKSUM_KEY
 
 PROJECT_DIR = Path(__file__).resolve().parent
 BACKUP_PATTERNS = ("*.py", "*.sh", "*.input", "requirements*.txt")
@@ -49,10 +50,15 @@ def saved_config(config: dict, architecture: dict) -> dict:
 
 def write_model_files(run_dir, checkpoint: dict, config: dict, architecture: dict) -> None:
     """Write the model file (plain tensors and strings: ``torch.load(weights_only=True)``) and
-    the config beside it into ``run_dir``."""
+    the config beside it into ``run_dir``; the config's "model" block repeats the model file's
+    checksum (model_integrity.py), so a model file and a config that do not belong together
+    are refused on load."""
     run_dir = Path(run_dir)
     fileio.save_tensors(run_dir / MODEL_FILE, checkpoint)
-    fileio.write_json(run_dir / CONFIG_FILE, saved_config(config, architecture))
+    block = dict(architecture)
+    if CHECKSUM_KEY in checkpoint:
+        block[CHECKSUM_KEY] = checkpoint[CHECKSUM_KEY]
+    fileio.write_json(run_dir / CONFIG_FILE, saved_config(config, block))
 
 
 def model_paths(path) -> tuple[Path, Path]:
