@@ -3,8 +3,8 @@
     python pykan_mit.py [--config FILE] [--dir DIR] [--set key=value ...]
 
 User mistakes end with one line on stderr ("error: …") and exit code 2, before anything is
-written. Exit codes: 0 done, 1 training stopped on a non-finite loss, 2 bad input, 130 Ctrl-C
-(the run folder is still complete).
+written. Exit codes: 0 done, 1 training stopped on a non-finite loss, 2 bad input, 130 Ctrl-C,
+143 SIGTERM, 129 SIGHUP (the run folder is still complete; see stop_signals.py).
 """
 
 import sys
@@ -17,6 +17,7 @@ from experiment import run_experiment
 from progress import ProgressBar
 from run_folder import PROJECT_DIR, RunFolder
 from runtime import kernel_threads, resolve_device, torch_dtype
+from stop_signals import StopSignals
 
 DEFAULT_CONFIG = "pykan_mit.input"
 
@@ -51,7 +52,8 @@ def train_from_args(argv: list[str]) -> int:
         bar = ProgressBar() if ProgressBar.wanted(cfg["progress_bar"]) else None
         run = RunFolder.create(args.dir, echo=bar.write if bar else print)
         try:
-            return run_experiment(cfg, data, run, config_path, device, dtype, progress=bar)
+            with StopSignals() as stop:
+                return run_experiment(cfg, data, run, config_path, device, dtype, bar, stop)
         finally:
             run.close()
 
