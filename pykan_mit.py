@@ -13,6 +13,7 @@ from pathlib import Path
 import cli
 import config as config_mod
 import datasets
+import memory_estimate
 from experiment import run_experiment
 from progress import ProgressBar
 from run_folder import PROJECT_DIR, RunFolder
@@ -47,9 +48,13 @@ def train_from_args(argv: list[str]) -> int:
     config_path = args.config or default_config_path()
     cfg = config_mod.load_config(config_path, args.set)
     device, dtype = resolve_device(cfg["device"]), torch_dtype(cfg["dtype"])
+    if cfg["data_file"] is None:  # the data's size is known before any work
+        memory_estimate.check(cfg)
+    bar = ProgressBar() if ProgressBar.wanted(cfg["progress_bar"]) else None
     with kernel_threads(device):
-        data = datasets.make_data(cfg, device, dtype)
-        bar = ProgressBar() if ProgressBar.wanted(cfg["progress_bar"]) else None
+        data = datasets.make_data(cfg, device, dtype, progress=bar)
+        if cfg["data_file"] is not None:
+            memory_estimate.check(cfg, len(data.x_train), len(data.x_test))
         run = RunFolder.create(args.dir, echo=bar.write if bar else print)
         try:
             with StopSignals() as stop:
