@@ -1,9 +1,10 @@
 """Integrity of saved models: a model file is either exactly what training wrote, or refused.
 
-On save, `checksum` hashes the state tensors (SHA-256 over each tensor's name, dtype, shape and
-bytes, in sorted name order) and the checksum goes into the model file and into the "model"
-block of the config beside it. On load, `check` first validates the content independently of
-the checksum, then compares the checksum:
+On save, `checksum` hashes the architecture (as sorted JSON: it decides the function as much as
+the weights do, e.g. the base activation or the input range) and the state tensors (SHA-256 over
+each tensor's name, dtype, shape and bytes, in sorted name order); the checksum goes into the
+model file and into the "model" block of the config beside it. On load, `check` first
+validates the content independently of the checksum, then compares the checksum:
 
 - the architecture: layer dims and multiplication arities that `nodes.parse_levels` accepts, one
   grid size per layer, a spline degree, a dtype of float32 / float64;
@@ -22,6 +23,7 @@ Each refusal is a `UserError` naming the file, the tensor and what is wrong with
 """
 
 import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -36,9 +38,12 @@ DTYPES = ("float32", "float64")
 CHECKSUM_KEY = "sha256"
 
 
-def checksum(state: dict) -> str:
-    """SHA-256 of the tensors in ``state`` (name → tensor), in sorted name order."""
+def checksum(state: dict, architecture: dict | None = None) -> str:
+    """SHA-256 of the architecture (as sorted JSON, when given) and the tensors in ``state``
+    (name → tensor), in sorted name order."""
     digest = hashlib.sha256()
+    if architecture is not None:
+        digest.update(json.dumps(architecture, sort_keys=True).encode("utf-8") + b"\0")
     for name in sorted(state):
         tensor = state[name].detach().cpu().contiguous()
         header = f"{name}\0{str(tensor.dtype).removeprefix('torch.')}\0{list(tensor.shape)}\0"
@@ -154,8 +159,8 @@ def check(path, ckpt, config: dict | None = None) -> None:
     recorded = ckpt.get(CHECKSUM_KEY)
     if not isinstance(recorded, str):
         _fail(path, f"no {CHECKSUM_KEY} checksum recorded")
-    if checksum(state) != recorded:
-        _fail(path, "checksum mismatch: the tensors are not the ones training wrote")
+    if checksum(state, ckpt["architecture"]) != recorded:
+        _fail(path, "checksum mismatch: the model is not the one training wrote")
     block = (config or {}).get("model")
     beside = block.get(CHECKSUM_KEY) if isinstance(block, dict) else None
     if beside is not None and beside != recorded:

@@ -282,11 +282,12 @@ class SimpleKAN(nn.Module):
         """The model as plain tensors, strings and numbers (loadable with weights_only), with
         the checksum of its tensors (model_integrity.py)."""
         state = {key: v.detach().cpu() for key, v in self.state_dict().items()}
+        arch = self.architecture()
         return {
             "format": FORMAT,
-            "architecture": self.architecture(),
+            "architecture": arch,
             "state_dict": state,
-            model_integrity.CHECKSUM_KEY: model_integrity.checksum(state),
+            model_integrity.CHECKSUM_KEY: model_integrity.checksum(state, arch),
         }
 
     def save_model(self, run_dir, config: dict) -> None:

@@ -37,7 +37,7 @@ def edit(run_dir: Path, change, rehash: bool = False) -> None:
     ckpt = torch.load(path, weights_only=True)
     change(ckpt)
     if rehash:
-        ckpt["sha256"] = model_integrity.checksum(ckpt["state_dict"])
+        ckpt["sha256"] = model_integrity.checksum(ckpt["state_dict"], ckpt["architecture"])
     torch.save(ckpt, path)
 
 
@@ -74,7 +74,8 @@ def run_dir(tmp_path):
 
 def test_an_untouched_model_loads_and_its_checksum_is_in_the_config(run_dir):
     model, cfg = load_model(run_dir)
-    assert cfg["model"]["sha256"] == model_integrity.checksum(model.state_dict())
+    expected = model_integrity.checksum(model.state_dict(), model.architecture())
+    assert cfg["model"]["sha256"] == expected
     assert predict.main([str(run_dir), *POINT]) == 0
 
 
@@ -194,3 +195,12 @@ def test_checksum_covers_names_dtypes_and_shapes():
     assert base != model_integrity.checksum({"b": t})
     assert base != model_integrity.checksum({"a": t.reshape(2, 3)})
     assert base != model_integrity.checksum({"a": t.view(torch.int32)})
+
+
+def test_an_architecture_edit_is_a_checksum_mismatch(run_dir):
+    def other_activation(ckpt):
+        ckpt["architecture"]["base_activation"] = "tanh"  # a different function, same tensors
+
+    edit(run_dir, other_activation)
+    with pytest.raises(UserError, match="checksum mismatch"):
+        load_model(run_dir)
