@@ -285,6 +285,8 @@ ARCH_EDITS = st.tuples(
 def edit_tensor(t: torch.Tensor, how: str):
     t = t.clone()
     if how in ("nan", "inf", "huge"):
+        if not t.is_floating_point() or t.numel() == 0:
+            return t
         t.view(-1)[0] = {"nan": math.nan, "inf": math.inf, "huge": 1e38}[how]
         return t
     return {
