@@ -26,5 +26,12 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
     try:
         return main(list(sys.argv[1:] if argv is None else argv)) or 0
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(str(error))}", file=sys.stderr)
         return USER_ERROR_EXIT
+
+
+def one_line(text: str) -> str:
+    """``text`` with every unprintable character (newlines, line and record separators, other
+    controls: e.g. from a config key or a file name quoted in a message) written as its escape,
+    so that the message stays one line."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

@@ -540,9 +540,28 @@ def _read_json(path: str) -> dict:
         raise ConfigError(
             f"{path} line {error.lineno}, column {error.colno}: invalid JSON ({error.msg})"
         ) from None
+    except RecursionError:
+        data = [[]] * (MAX_NESTING + 1)  # refused just below
+    _check_nesting(data, path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a JSON object {{...}}, got {_show(data)}")
     return data
+
+
+MAX_NESTING = 16  # lists / objects within each other: more is no config (and no recursion limit)
+
+
+def _check_nesting(value: object, where: str) -> None:
+    """Refuse JSON nested deeper than MAX_NESTING (checked without recursion)."""
+    level, depth = [value], 0
+    while True:
+        containers = [item for item in level if isinstance(item, list | dict)]
+        if not containers:
+            return
+        depth += 1
+        if depth > MAX_NESTING:
+            raise ConfigError(f"{where}: lists / objects nested deeper than {MAX_NESTING} levels")
+        level = [v for c in containers for v in (c.values() if isinstance(c, dict) else c)]
 
 
 def _parse_override(argument: str) -> tuple[str, object]:
@@ -557,6 +576,9 @@ def _parse_override(argument: str) -> tuple[str, object]:
         value = json.loads(text)
     except ValueError:
         return key, text
+    except RecursionError:
+        value = [[]] * (MAX_NESTING + 1)
+    _check_nesting(value, f"--set {argument[:60]}")
     if key in _TEXT_KEYS and isinstance(value, int | float):
         return key, text
     return key, value

@@ -59,7 +59,10 @@ class Data:
         )
 
 
-def make_data(cfg: dict, device: torch.device | str, dtype: torch.dtype) -> Data:
+EVAL_CHUNK = 1_000_000  # rows per target evaluation when progress is shown
+
+
+def make_data(cfg: dict, device: torch.device | str, dtype: torch.dtype, progress=None) -> Data:
     """Build the data sets a config describes; the same seed gives the same sets on every run.
 
     `cfg` is a resolved config (`config.load_config`); `device` a concrete device ("auto" resolved).
@@ -69,7 +72,10 @@ def make_data(cfg: dict, device: torch.device | str, dtype: torch.dtype) -> Data
     From data_file: dataset_size is ignored; the rows are shuffled with the seed, the first
     test_size become the test set and the rest the training set, which must keep at least one row.
     With early_stopping_patience set, the last validation_fraction of the training points (at
-    least one, leaving at least one) become the validation set.
+    least one, leaving at least one) become the validation set. ``progress`` (a
+    `training.Progress`, e.g. the CLI's bar on a terminal) follows the evaluation of the target
+    over more than EVAL_CHUNK points, chunk by chunk (the values are the same: the expressions
+    act row by row).
     """
     n_in, n_out = cfg["layer_dims"][0], cfg["layer_dims"][-1]
     train_generator, test_generator, shuffle_generator = _generators(cfg["seed"])
@@ -99,8 +105,8 @@ def make_data(cfg: dict, device: torch.device | str, dtype: torch.dtype) -> Data
         input_names, output_names = default_names(n_in, "x"), default_names(n_out, "y")
         x_train = _sample(train_generator, cfg["dataset_size"], ranges)
         x_test = _sample(test_generator, cfg["test_size"], ranges)
-        y_train = _evaluate(target, x_train, dtype, "training")
-        y_test = _evaluate(target, x_test, dtype, "test")
+        y_train = _evaluate(target, x_train, dtype, "training", progress)
+        y_test = _evaluate(target, x_test, dtype, "test", progress)
     x_val = y_val = None
     if early_stopping:
         if len(x_train) < 2:
@@ -150,9 +156,18 @@ def _sample(generator: torch.Generator, n: int, ranges: torch.Tensor) -> torch.T
     return ranges[:, 0] + (ranges[:, 1] - ranges[:, 0]) * u
 
 
-def _evaluate(target: Callable, x: torch.Tensor, dtype: torch.dtype, which: str) -> torch.Tensor:
+def _evaluate(target: Callable, x: torch.Tensor, dtype, which: str, progress=None):
     """target(x) in float64, checked finite once cast to `dtype` → (N, n_out), float64."""
-    y = target(x)
+    if progress is None or len(x) <= EVAL_CHUNK:
+        y = target(x)
+    else:
+        progress.start(len(x), f"{which} points")
+        parts = []
+        for start in range(0, len(x), EVAL_CHUNK):
+            parts.append(target(x[start : start + EVAL_CHUNK]))
+            progress.update(start + len(parts[-1]))
+        progress.close()
+        y = torch.cat(parts)
     finite = torch.isfinite(y.to(dtype)).all(dim=1)
     if not finite.all():
         first = int(torch.nonzero(~finite)[0])

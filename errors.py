@@ -16,3 +16,8 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A bad data file, expression or data set."""
+
+
+class WriteError(UserError):
+    """A file that could not be written (disk full, folder not writable): files written before
+    stay whole (fileio.py writes atomically)."""

@@ -71,7 +71,7 @@ def start_run(run: RunFolder, cfg: dict, model: SimpleKAN, data: Data, config_pa
     run.log(f"run folder: {run.path}")
 
 
-def prune_and_finetune(cfg, model, data, run: RunFolder, history: History, progress):
+def prune_and_finetune(cfg, model, data, run: RunFolder, history: History, progress, stop=None):
     """Prune weak edges and nodes (and, with prune_inputs, inputs), then fine-tune the smaller
     model; returns (model, data with the inputs it kept, report, fine-tuning result)."""
     model, report = model.prune(data.x_train, cfg["prune_threshold"], cfg["prune_inputs"])
@@ -97,6 +97,7 @@ def prune_and_finetune(cfg, model, data, run: RunFolder, history: History, progr
         log=run.log,
         progress=progress,
         label="finetune",
+        stop=stop,
     )
     history.append(fine, "prune_finetune", start)
     return model, data, report, fine
@@ -194,9 +195,12 @@ def draw_plots(run: RunFolder, cfg, model, data: Data, history: History, metrics
     run.log(f"plots written in {time.perf_counter() - t0:.1f} s")
 
 
-def run_experiment(cfg, data: Data, run: RunFolder, config_path, device, dtype, progress=None):
+def run_experiment(
+    cfg, data: Data, run: RunFolder, config_path, device, dtype, progress=None, stop=None
+):
     """The whole experiment into ``run``; returns the exit code (0 done, 1 non-finite loss,
-    130 interrupted: the run folder is complete in every case)."""
+    130 interrupted, 128 + n after signal n of ``stop`` (a `stop_signals.StopSignals`): 143
+    SIGTERM, 129 SIGHUP; the run folder is complete in every case)."""
     started = time.perf_counter()
     model = build_model(cfg, data, device, dtype)
     start_run(run, cfg, model, data, config_path, device)
@@ -209,7 +213,9 @@ def run_experiment(cfg, data: Data, run: RunFolder, config_path, device, dtype, 
     def checkpoint(m, step):
         run.write_model(m.checkpoint(), cfg, m.architecture())
 
-    result = training.train(cfg, model, data, log=run.log, progress=progress, checkpoint=checkpoint)
+    result = training.train(
+        cfg, model, data, log=run.log, progress=progress, checkpoint=checkpoint, stop=stop
+    )
     history = History(result)
     stopped, message = result.stopped, result.message
     prune_report = None
@@ -217,7 +223,7 @@ def run_experiment(cfg, data: Data, run: RunFolder, config_path, device, dtype, 
     run.log("input importance: " + ", ".join(f"{n} {v:.3g}" for n, v in importance.items()))
     if cfg["prune"] and stopped in FINISHED:
         model, data, prune_report, fine = prune_and_finetune(
-            cfg, model, data, run, history, progress
+            cfg, model, data, run, history, progress, stop
         )
         if fine.stopped != "completed":
             stopped, message = fine.stopped, fine.message
@@ -228,7 +234,7 @@ def run_experiment(cfg, data: Data, run: RunFolder, config_path, device, dtype, 
     if prune_report is not None:
         metrics["prune"] = prune_report
     formula = None
-    if cfg["symbolic"] and stopped in FINISHED:
+    if cfg["symbolic"] and stopped in FINISHED and not (stop and stop.requested):
         try:
             formula = fit_formula(cfg, model, data, run, metrics)
         except KeyboardInterrupt:
@@ -241,4 +247,6 @@ def run_experiment(cfg, data: Data, run: RunFolder, config_path, device, dtype, 
     if stopped == "non_finite_loss":
         print(f"error: {message or 'non-finite loss'}", file=sys.stderr)
         return EXIT_NON_FINITE
+    if stop is not None and stop.requested:
+        return stop.exit_code()
     return EXIT_INTERRUPTED if stopped == "interrupted" else EXIT_OK

@@ -1,4 +1,8 @@
-"""Atomic file writes: a file is either its old self or complete, never half-written."""
+"""Atomic file writes: a file is either its old self or complete, never half-written.
+
+A write that fails (disk full, folder not writable, file-size limit) raises `WriteError` naming
+the file and the reason; the file keeps its previous content and no temporary file is left.
+"""
 
 import json
 import os
@@ -9,20 +13,32 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from errors import UserError
+from errors import UserError, WriteError
+
+
+def write_failure(path: str | os.PathLike, error: OSError) -> WriteError:
+    """The one-line `WriteError` for an OSError met writing ``path``."""
+    reason = error.strerror or str(error) or type(error).__name__
+    return WriteError(f"cannot write {path}: {reason}; the files written before are intact")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place
+    (an OSError on the way becomes a `WriteError`)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+    except OSError as error:
+        raise write_failure(path, error) from None
     try:
         write(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(error, OSError):
+            raise write_failure(path, error) from None
         raise
 
 

@@ -26,6 +26,7 @@ import cli
 import plot_edges
 import plot_results
 import saved_run
+from errors import WriteError
 from plot_style import STYLE, thin_rows
 from run_folder import (
     ACTIVATIONS_PLOT_FILE,
@@ -84,6 +85,8 @@ def plot_all(
             with matplotlib.rc_context(STYLE):  # also while the pages are drawn into the file
                 for file, figures in draw().items():
                     run.write_pdf(file, figures)
+        except WriteError:  # a full disk or a read-only folder ends the run, clearly
+            raise
         except Exception as exc:  # a broken plot must not end the run
             message = f"{name} not written: {type(exc).__name__}: {exc}".splitlines()[0]
             warnings.warn(message, PlotWarning, stacklevel=2)

@@ -1,4 +1,5 @@
-"""Progress bars for long loops (training), behind the `training.Progress` callback."""
+"""Progress bars for long loops (training, data generation), behind the `training.Progress`
+callback."""
 
 import sys
 
@@ -23,13 +24,13 @@ class ProgressBar:
         return enabled and sys.stderr.isatty()
 
     def start(self, total: int, label: str) -> None:
-        self._bar = self._tqdm(
-            total=total, desc=label, unit="step", leave=False, dynamic_ncols=True
-        )
+        unit = "step" if label in ("train", "finetune") else "row"
+        self._bar = self._tqdm(total=total, desc=label, unit=unit, leave=False, dynamic_ncols=True)
 
-    def update(self, done: int, train_rmse: float) -> None:
+    def update(self, done: int, train_rmse: float | None = None) -> None:
         self._bar.update(done - self._bar.n)
-        self._bar.set_postfix_str(f"rmse {train_rmse:.3e}")
+        if train_rmse is not None:
+            self._bar.set_postfix_str(f"rmse {train_rmse:.3e}")
 
     def close(self) -> None:
         if self._bar is not None:

@@ -3,8 +3,8 @@
     python pykan_mit.py [--config FILE] [--dir DIR] [--set key=value ...]
 
 User mistakes end with one line on stderr ("error: …") and exit code 2, before anything is
-written. Exit codes: 0 done, 1 training stopped on a non-finite loss, 2 bad input, 130 Ctrl-C
-(the run folder is still complete).
+written. Exit codes: 0 done, 1 training stopped on a non-finite loss, 2 bad input, 130 Ctrl-C,
+143 SIGTERM, 129 SIGHUP (the run folder is still complete; see stop_signals.py).
 """
 
 import sys
@@ -13,10 +13,12 @@ from pathlib import Path
 import cli
 import config as config_mod
 import datasets
+import memory_estimate
 from experiment import run_experiment
 from progress import ProgressBar
 from run_folder import PROJECT_DIR, RunFolder
 from runtime import kernel_threads, resolve_device, torch_dtype
+from stop_signals import StopSignals
 
 DEFAULT_CONFIG = "pykan_mit.input"
 
@@ -46,12 +48,17 @@ def train_from_args(argv: list[str]) -> int:
     config_path = args.config or default_config_path()
     cfg = config_mod.load_config(config_path, args.set)
     device, dtype = resolve_device(cfg["device"]), torch_dtype(cfg["dtype"])
+    if cfg["data_file"] is None:  # the data's size is known before any work
+        memory_estimate.check(cfg)
+    bar = ProgressBar() if ProgressBar.wanted(cfg["progress_bar"]) else None
     with kernel_threads(device):
-        data = datasets.make_data(cfg, device, dtype)
-        bar = ProgressBar() if ProgressBar.wanted(cfg["progress_bar"]) else None
+        data = datasets.make_data(cfg, device, dtype, progress=bar)
+        if cfg["data_file"] is not None:
+            memory_estimate.check(cfg, len(data.x_train), len(data.x_test))
         run = RunFolder.create(args.dir, echo=bar.write if bar else print)
         try:
-            return run_experiment(cfg, data, run, config_path, device, dtype, progress=bar)
+            with StopSignals() as stop:
+                return run_experiment(cfg, data, run, config_path, device, dtype, bar, stop)
         finally:
             run.close()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import fileio
 from errors import UserError
+from model_integrity import CHECKSUM_KEY
 
 PROJECT_DIR = Path(__file__).resolve().parent
 BACKUP_PATTERNS = ("*.py", "*.sh", "*.input", "requirements*.txt")
@@ -49,10 +50,15 @@ def saved_config(config: dict, architecture: dict) -> dict:
 
 def write_model_files(run_dir, checkpoint: dict, config: dict, architecture: dict) -> None:
     """Write the model file (plain tensors and strings: ``torch.load(weights_only=True)``) and
-    the config beside it into ``run_dir``."""
+    the config beside it into ``run_dir``; the config's "model" block repeats the model file's
+    checksum (model_integrity.py), so a model file and a config that do not belong together
+    are refused on load."""
     run_dir = Path(run_dir)
     fileio.save_tensors(run_dir / MODEL_FILE, checkpoint)
-    fileio.write_json(run_dir / CONFIG_FILE, saved_config(config, architecture))
+    block = dict(architecture)
+    if CHECKSUM_KEY in checkpoint:
+        block[CHECKSUM_KEY] = checkpoint[CHECKSUM_KEY]
+    fileio.write_json(run_dir / CONFIG_FILE, saved_config(config, block))
 
 
 def model_paths(path) -> tuple[Path, Path]:
@@ -115,28 +121,41 @@ class RunFolder:
         raise UserError(f"{base}: no free run folder name for {stamp}")
 
     def log(self, message: str) -> None:
-        """Show a line (through ``echo``) and append it to run.log."""
+        """Show a line (through ``echo``) and append it to run.log (the one file written in
+        place: a failed append is a `WriteError`, the lines before stay)."""
         if self.echo is not None:
             self.echo(message)
-        if self._log is None:
-            self._log = open(self.path / LOG_FILE, "a", encoding="utf-8", buffering=1)
-        self._log.write(message + "\n")
+        try:
+            if self._log is None:
+                self._log = open(self.path / LOG_FILE, "a", encoding="utf-8", buffering=1)
+            self._log.write(message + "\n")
+        except OSError as error:
+            raise fileio.write_failure(self.path / LOG_FILE, error) from None
 
     def close(self) -> None:
         if self._log is not None:
-            self._log.close()
-            self._log = None
+            log, self._log = self._log, None
+            try:
+                log.close()
+            except OSError:
+                pass  # closing after a failed write: the error was reported then
 
     def backup_sources(self, config_path: str | None) -> None:
         """Copy the code, scripts, default config and requirements used into src_backup/, plus
         the config file given (if any) under its own name."""
         backup = self.path / BACKUP_DIR
-        backup.mkdir(exist_ok=True)
-        for pattern in BACKUP_PATTERNS:
-            for src in sorted(PROJECT_DIR.glob(pattern)):
-                shutil.copy2(src, backup / src.name)
-        if config_path is not None and os.path.isfile(config_path):
-            shutil.copy2(config_path, backup / ("config_used_" + Path(config_path).name))
+        target = backup
+        try:
+            backup.mkdir(exist_ok=True)
+            for pattern in BACKUP_PATTERNS:
+                for src in sorted(PROJECT_DIR.glob(pattern)):
+                    target = backup / src.name
+                    shutil.copy2(src, target)
+            if config_path is not None and os.path.isfile(config_path):
+                target = backup / ("config_used_" + Path(config_path).name)
+                shutil.copy2(config_path, target)
+        except OSError as error:
+            raise fileio.write_failure(target, error) from None
 
     def write_config(self, config: dict, architecture: dict) -> None:
         fileio.write_json(self.path / CONFIG_FILE, saved_config(config, architecture))

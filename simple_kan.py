@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import fileio
+import model_integrity
 import pruning
 import run_folder
 from adaptive_kan_layer import AdaptiveKANLayer
@@ -24,7 +25,7 @@ from runtime import resolve_device
 
 __all__ = ["SimpleKAN", "load_model", "MODEL_FILE", "CONFIG_FILE"]
 
-FORMAT = "pykan_mit-model-1"
+FORMAT = model_integrity.FORMAT
 
 
 class SimpleKAN(nn.Module):
@@ -278,9 +279,16 @@ class SimpleKAN(nn.Module):
         }
 
     def checkpoint(self) -> dict:
-        """The model as plain tensors, strings and numbers (loadable with weights_only)."""
+        """The model as plain tensors, strings and numbers (loadable with weights_only), with
+        the checksum of its tensors (model_integrity.py)."""
         state = {key: v.detach().cpu() for key, v in self.state_dict().items()}
-        return {"format": FORMAT, "architecture": self.architecture(), "state_dict": state}
+        arch = self.architecture()
+        return {
+            "format": FORMAT,
+            "architecture": arch,
+            "state_dict": state,
+            model_integrity.CHECKSUM_KEY: model_integrity.checksum(state, arch),
+        }
 
     def save_model(self, run_dir, config: dict) -> None:
         """Write the model file and the config beside it into ``run_dir`` (see run_folder)."""
@@ -327,7 +335,8 @@ def load_model(path, device="cpu") -> tuple[SimpleKAN, dict]:
     """``(model, config)`` from a run folder (or the path of its .pth file), in eval mode.
 
     Tensors are loaded with ``weights_only=True``: a file carrying code is refused, and nothing
-    in the run folder (``src_backup/`` included) is ever imported or executed.
+    in the run folder (``src_backup/`` included) is ever imported or executed. A file whose
+    content or checksum is not what training wrote is refused (`model_integrity.check`).
     """
     model_file, config_file = run_folder.model_paths(path)
     if not model_file.is_file():
@@ -342,8 +351,7 @@ def load_model(path, device="cpu") -> tuple[SimpleKAN, dict]:
             ckpt = torch.load(model_file, map_location="cpu", weights_only=True)
     except Exception as exc:  # any failure to unpickle safely: corrupt, or carrying code
         raise _load_error(model_file, exc) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise UserError(f"{model_file}: not a pykan_mit model file (unknown format)")
+    model_integrity.check(model_file, ckpt, config)
     try:
         model = SimpleKAN.from_checkpoint(ckpt)
     except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:

@@ -38,7 +38,7 @@ class Progress(Protocol):
 
     def start(self, total: int, label: str) -> None: ...
 
-    def update(self, done: int, train_rmse: float) -> None: ...
+    def update(self, done: int, train_rmse: float | None = None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -46,7 +46,7 @@ class Progress(Protocol):
 @dataclass
 class TrainResult:
     steps: int  # steps taken in this call
-    stopped: str  # "completed", "early_stopping", "interrupted" or "non_finite_loss"
+    stopped: str  # "completed", "early_stopping", "interrupted", "terminated", "non_finite_loss"
     message: str = ""
     events: list = field(default_factory=list)  # [{"step", "kind", ...}]
     history: dict = field(default_factory=dict)  # {"step", "train_rmse", "test_rmse"[, "val_rmse"]}
@@ -90,6 +90,7 @@ def train(
     progress: Progress | None = None,
     checkpoint: Callable[[SimpleKAN, int], None] | None = None,
     label: str = "train",
+    stop=None,
 ) -> TrainResult:
     """Train ``model`` in place on ``data`` as ``cfg`` says; returns what happened.
 
@@ -97,6 +98,8 @@ def train(
     numbers in the history and the log; ``refine=False`` disables grid changes (fine-tuning).
     Ctrl-C stops the loop cleanly (stopped="interrupted"); a non-finite loss restores the last
     good state (stopped="non_finite_loss"); see best_state.py for the state training ends in.
+    ``stop``: a `stop_signals.StopSignals`; once it is ``requested`` (SIGTERM, SIGHUP) the loop
+    ends after the step in progress (stopped="terminated").
     """
     run = _TrainingRun(cfg, model, data, num_steps, first_step, refine, regularize, log, label)
     if progress is not None:
@@ -110,6 +113,9 @@ def train(
             if run.stop_check(step):
                 break
             run.report(step, progress, checkpoint)
+            if stop is not None and stop.requested:
+                run.terminated(stop.name)
+                break
     except KeyboardInterrupt:
         run.interrupted()
     finally:
@@ -268,6 +274,10 @@ class _TrainingRun:
         self.stopped = "interrupted"
         self.message = f"interrupted at step {self.first_step + self.taken}"
         self.best.restore_last_good()  # the step in progress may be half-applied
+
+    def terminated(self, signal_name: str) -> None:
+        self.stopped = "terminated"
+        self.message = f"{signal_name} received: stopped after step {self.first_step + self.taken}"
 
     def finish(self) -> TrainResult:
         if self.use_val and self.stopped in ("completed", "early_stopping"):

@@ -27,3 +27,12 @@ def test_run_passes_the_exit_code_and_lets_programming_errors_raise():
     assert cli.run(lambda argv: None, []) == 0
     with pytest.raises(ZeroDivisionError):
         cli.run(lambda argv: 1 / 0, [])
+
+
+def test_a_message_quoting_control_characters_stays_one_line(capsys):
+    def main(argv):
+        raise UserError("unknown key 'a\nb\x1ec\u2028d'")
+
+    assert cli.run(main, []) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["error: unknown key 'a\\nb\\x1ec\\u2028d'"]
