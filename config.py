@@ -568,3 +568,20 @@ def help_table(keys: Iterable[str] = DEFAULTS) -> str:
     rows = ["| key | default | meaning |", "|---|---|---|"]
     rows += [f"| `{key}` | `{json.dumps(KEYS[key].default)}` | {KEYS[key].help} |" for key in keys]
     return "\n".join(rows)
+
+
+def check_keys(given: dict, where: str) -> dict:
+    """Every key with its default, and the keys in ``given`` checked by their own rules, for
+    callers that bring their own model and data (`fitting.fit`): no data source, layer_dims or
+    cross-key checks. Unknown keys and bad values raise `ConfigError` naming ``where``."""
+    for key in given:
+        if key not in DEFAULTS:
+            raise _unknown_key(key, where)
+    cfg = copy.deepcopy({**DEFAULTS, **given})
+    for key in given:
+        try:
+            cfg[key] = KEYS[key].rule(cfg[key])
+        except _Invalid as problem:
+            found = f", got {_show(cfg[key])}" if problem.quote_value else ""
+            raise ConfigError(f"{where}: {key} {problem}{found}") from None
+    return cfg
