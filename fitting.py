@@ -70,7 +70,7 @@ def as_tensor(name: str, values, columns: int, like: torch.Tensor) -> torch.Tens
     """numpy / torch / nested lists → a finite (N, columns) tensor on ``like``'s device and
     dtype; a 1-D array is one column (columns == 1) or one row per value. Else DataError."""
     try:
-        t = values if torch.is_tensor(values) else torch.as_tensor(np.asarray(values))
+        t = values if torch.is_tensor(values) else torch.tensor(np.asarray(values))
     except (TypeError, ValueError, RuntimeError):
         raise DataError(f"{WHERE}: {name} is not a numeric array") from None
     if t.dtype == torch.bool or t.is_complex():
