@@ -19,7 +19,7 @@ import torch
 import config
 import training
 from datasets import Data
-from errors import ConfigError, DataError
+from errors import ConfigError, DataError, UserError
 from experiment import History, measure
 from progress import ProgressBar
 from run_folder import RunFolder
@@ -167,10 +167,10 @@ def fit(
     """
     cfg = fit_keys(keys)
     data = fit_data(model, cfg, x, y, x_val, y_val, x_test, y_test)
-    cfg["dtype"] = str(data.x_train.dtype).removeprefix("torch.")
+    cfg.update(_model_keys(model, data.x_train))
     bar = ProgressBar(notebook=True) if cfg["progress_bar"] else None
-    echo = None if log is None else (bar.write if bar is not None else log)
-    run = RunFolder.create(str(run_dir), echo=echo) if run_dir is not None else None
+    echo = bar.write if bar is not None and log is print else log  # print would break the bar
+    run = _run_folder(run_dir, echo)
     checkpoint = None
     if run is not None:
 
@@ -200,6 +200,32 @@ def fit(
     if x_test is None:
         record.pop("test_rmse", None)
     return {**record, "stopped": result.stopped, "message": result.message}
+
+
+def _model_keys(model, x: torch.Tensor) -> dict:
+    """The config keys the model and the arrays fix, as a saved config records them."""
+    arch = model.architecture()
+    return {
+        "layer_dims": list(model.layer_dims),
+        "mult_arity": arch["mult_arity"],
+        "grid_size": arch["grid_sizes"][0],
+        "spline_degree": arch["spline_degree"],
+        "base_activation": arch["base_activation"],
+        "dtype": arch["dtype"],
+        "device": x.device.type,
+        "target_function": None,
+        "input_range": arch["input_range"],
+        "dataset_size": len(x),
+    }
+
+
+def _run_folder(run_dir, echo) -> RunFolder | None:
+    if run_dir is None:
+        return None
+    try:
+        return RunFolder.create(str(run_dir), echo=echo)
+    except UserError as error:  # its message names the CLI's --dir
+        raise UserError(f"{WHERE}: run_dir {str(error).removeprefix('--dir ')}") from None
 
 
 def _write_run(run: RunFolder, cfg: dict, model, data: Data, history: History, stopped: str):

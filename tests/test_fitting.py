@@ -11,8 +11,8 @@ import torch
 import datasets
 import fitting
 import training
-from errors import ConfigError, DataError
-from run_folder import HISTORY_FILE, METRICS_FILE
+from errors import ConfigError, DataError, UserError
+from run_folder import CONFIG_FILE, HISTORY_FILE, METRICS_FILE
 from simple_kan import SimpleKAN, load_model
 
 QUIET = {"progress_bar": False, "log": None}
@@ -118,6 +118,21 @@ def test_fit_writes_a_run_folder_only_when_asked(tmp_path, small_cfg):
     metrics = json.loads((tmp_path / "run" / METRICS_FILE).read_text())
     assert "test_rmse" not in metrics and metrics["steps"] == 10
     assert len(json.loads((tmp_path / "run" / HISTORY_FILE).read_text())["step"]) == 10
+
+
+def test_fit_run_dir_must_be_new_or_empty_and_records_the_models_keys(tmp_path, small_cfg):
+    cfg = small_cfg()
+    data = datasets.make_data(cfg, "cpu", torch.float32)
+    model = _pair_of_models(cfg, data)[0]
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file").write_text("x")
+    with pytest.raises(UserError, match="^fit: run_dir .*taken: already exists") as caught:
+        fitting.fit(model, data.x_train, data.y_train, run_dir=tmp_path / "taken", **QUIET)
+    assert "\n" not in str(caught.value)
+    fitting.fit(model, data.x_train, data.y_train, num_steps=2, run_dir=tmp_path / "r", **QUIET)
+    saved = json.loads((tmp_path / "r" / CONFIG_FILE).read_text())
+    assert saved["layer_dims"] == [2, 3, 1] and saved["grid_size"] == 5
+    assert saved["target_function"] is None and saved["num_steps"] == 2
 
 
 @pytest.mark.parametrize(
