@@ -21,6 +21,7 @@ QUICK["learning_rate"] = 1
 ENVIRONMENTAL = {"check_array_api_input", "check_regressor_data_not_an_array"}
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.SkipTestWarning")
 def test_check_estimator_passes():
     results = check_estimator(KANRegressor(**QUICK), on_fail=None)
     failed = [

@@ -87,6 +87,37 @@ def test_fit_leaves_threads_mode_and_rng_as_they_were(small_cfg):
     assert not model.training
 
 
+def test_ctrl_c_in_fit_stops_cleanly_and_restores_the_threads(small_cfg):
+    """Ctrl-C (here raised from the log callback at the first log line) ends fit with
+    stopped "interrupted", a finite model and torch's thread count as it was."""
+    cfg = small_cfg()
+    data = datasets.make_data(cfg, "cpu", torch.float32)
+    model = _pair_of_models(cfg, data)[0]
+    threads = torch.get_num_threads()
+
+    lines = []
+
+    def interrupt(line):
+        lines.append(line)
+        if len(lines) == 1:
+            raise KeyboardInterrupt
+
+    history = fitting.fit(
+        model,
+        data.x_train,
+        data.y_train,
+        num_steps=50,
+        log_interval=20,
+        log=interrupt,
+        progress_bar=False,
+    )
+    assert history["stopped"] == "interrupted" and len(history["step"]) == 20
+    assert lines[-1] == history["message"] == "interrupted at step 20"
+    assert torch.get_num_threads() == threads
+    with torch.no_grad():
+        assert bool(torch.isfinite(model(data.x_test)).all())
+
+
 def test_fit_early_stopping_uses_the_validation_arrays_given(small_cfg):
     cfg = small_cfg()
     data = datasets.make_data(cfg, "cpu", torch.float64)
