@@ -13,7 +13,7 @@ from pathlib import Path
 import cli
 import config as config_mod
 import datasets
-from experiment import run_experiment
+from experiment import initial_model, run_experiment
 from progress import ProgressBar
 from run_folder import PROJECT_DIR, RunFolder
 from runtime import kernel_threads, resolve_device, torch_dtype
@@ -48,10 +48,11 @@ def train_from_args(argv: list[str]) -> int:
     device, dtype = resolve_device(cfg["device"]), torch_dtype(cfg["dtype"])
     with kernel_threads(device):
         data = datasets.make_data(cfg, device, dtype)
+        model = initial_model(cfg, data, device, dtype)
         bar = ProgressBar() if ProgressBar.wanted(cfg["progress_bar"]) else None
         run = RunFolder.create(args.dir, echo=bar.write if bar else print)
         try:
-            return run_experiment(cfg, data, run, config_path, device, dtype, progress=bar)
+            return run_experiment(cfg, data, run, config_path, device, dtype, bar, model)
         finally:
             run.close()
 
