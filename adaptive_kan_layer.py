@@ -130,6 +130,16 @@ class AdaptiveKANLayer(nn.Module):
         return torch.einsum("dgrm,dgor->dgmo", self._poly, windows)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., in) → (..., out) like ``nn.Linear``: the leading axes are flattened into one
+        batch axis for `forward_2d` and restored after."""
+        assert x.dim() >= 1 and x.shape[-1] == self.in_dim, (
+            f"expected (..., {self.in_dim}), got {tuple(x.shape)}"
+        )
+        if x.dim() == 2:
+            return self.forward_2d(x)
+        return self.forward_2d(x.reshape(-1, self.in_dim)).reshape(*x.shape[:-1], self.out_dim)
+
+    def forward_2d(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in) → (N, out), the fast path (span polynomials, analytic backward).
 
         ``contraction``: "fused" (one numba pass per sample, CPU only), "dense" (scatter the

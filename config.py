@@ -27,7 +27,7 @@ from targets import FUNCTIONS, compile_target
 FUNCTION_NAMES = tuple(FUNCTIONS)
 
 # Keys whose `--set` value stays text when it happens to read as a JSON number or boolean.
-_TEXT_KEYS = ("project_name", "target_function", "data_file")
+_TEXT_KEYS = ("project_name", "target_function", "data_file", "init_from")
 
 
 class _Invalid(Exception):
@@ -124,6 +124,12 @@ def _project_name(value: object) -> str:
 def _data_file(value: object) -> str | None:
     if value is not None and (not isinstance(value, str) or not value.strip()):
         raise _Invalid("must be null or the path of a .csv or .npz file")
+    return value
+
+
+def _run_dir(value: object) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise _Invalid("must be null or the path of a run folder")
     return value
 
 
@@ -365,6 +371,12 @@ KEYS: dict[str, Key] = {
     "symbolic": Key(
         False, _boolean, "Fit a symbolic function to every surviving edge and write the formula."
     ),
+    "init_from": Key(
+        None,
+        _run_dir,
+        "Start from the trained model of this run folder (its widths, grids and weights) "
+        "instead of a fresh one; its inputs and outputs must match layer_dims; null = fresh.",
+    ),
     # developer keys (tuning knobs; DEVELOPER_KEYS below starts here)
     "adaptive_patience": Key(
         200,
@@ -603,3 +615,20 @@ def help_table(keys: Iterable[str] = DEFAULTS) -> str:
     rows = ["| key | default | meaning |", "|---|---|---|"]
     rows += [f"| `{key}` | `{json.dumps(KEYS[key].default)}` | {KEYS[key].help} |" for key in keys]
     return "\n".join(rows)
+
+
+def check_keys(given: dict, where: str) -> dict:
+    """Every key with its default, and the keys in ``given`` checked by their own rules, for
+    callers that bring their own model and data (`fitting.fit`): no data source, layer_dims or
+    cross-key checks. Unknown keys and bad values raise `ConfigError` naming ``where``."""
+    for key in given:
+        if key not in DEFAULTS:
+            raise _unknown_key(key, where)
+    cfg = copy.deepcopy({**DEFAULTS, **given})
+    for key in given:
+        try:
+            cfg[key] = KEYS[key].rule(cfg[key])
+        except _Invalid as problem:
+            found = f", got {_show(cfg[key])}" if problem.quote_value else ""
+            raise ConfigError(f"{where}: {key} {problem}{found}") from None
+    return cfg

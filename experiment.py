@@ -13,8 +13,9 @@ import starts
 import training
 from arrays import rmse, to_numpy
 from datasets import Data
+from errors import ConfigError, UserError
 from run_folder import RunFolder
-from simple_kan import SimpleKAN
+from simple_kan import SimpleKAN, load_model
 
 SAMPLE_ROWS = 2000  # training rows kept in samples.npz for re-plotting
 EXIT_OK, EXIT_NON_FINITE, EXIT_INTERRUPTED = 0, 1, 130
@@ -58,6 +59,26 @@ def build_model(cfg: dict, data: Data, device, dtype, start: int = 0) -> SimpleK
         mult_arity=cfg["mult_arity"],
         input_names=data.input_names or None,
     )
+
+
+def initial_model(cfg: dict, data: Data, device, dtype) -> SimpleKAN:
+    """The model training starts from: a fresh one (`build_model`), or with ``init_from`` the
+    trained model of that run folder, checked against the data's inputs and outputs (before any
+    run folder exists: a problem raises UserError with one line)."""
+    if cfg["init_from"] is None:
+        return build_model(cfg, data, device, dtype)
+    try:
+        model, _ = load_model(cfg["init_from"], device)
+    except UserError as error:
+        raise ConfigError(f"init_from: {error}") from None
+    n_in, n_out = model.node_counts[0], model.node_counts[-1]
+    want_in, want_out = data.x_train.shape[1], data.y_train.shape[1]
+    if (n_in, n_out) != (want_in, want_out):
+        raise ConfigError(
+            f"init_from {cfg['init_from']}: its model maps {n_in} inputs to {n_out} outputs, "
+            f"the data have {want_in} and {want_out}"
+        )
+    return model.to(dtype=dtype).train()
 
 
 def start_run(run: RunFolder, cfg: dict, model: SimpleKAN, data: Data, config_path, device):
@@ -196,17 +217,28 @@ def draw_plots(run: RunFolder, cfg, model, data: Data, history: History, metrics
 
 
 def run_experiment(
-    cfg, data: Data, run: RunFolder, config_path, device, dtype, progress=None, stop=None
+    cfg,
+    data: Data,
+    run: RunFolder,
+    config_path,
+    device,
+    dtype,
+    progress=None,
+    stop=None,
+    model=None,
 ):
-    """The whole experiment into ``run``; returns the exit code (0 done, 1 non-finite loss,
-    130 interrupted, 128 + n after signal n of ``stop`` (a `stop_signals.StopSignals`): 143
-    SIGTERM, 129 SIGHUP; the run folder is complete in every case)."""
+    """The whole experiment into ``run``, from ``model`` (default: `build_model`, with
+    cfg["starts"] trial starts); returns the exit code (0 done, 1 non-finite loss, 130
+    interrupted, 128 + n after signal n of ``stop`` (a `stop_signals.StopSignals`): 143 SIGTERM,
+    129 SIGHUP; the run folder is complete in every case)."""
     started = time.perf_counter()
-    model = build_model(cfg, data, device, dtype)
+    model = build_model(cfg, data, device, dtype) if model is None else model
     start_run(run, cfg, model, data, config_path, device)
-    start = starts.best_start(
-        cfg, data, lambda k: build_model(cfg, data, device, dtype, k), run.log
-    )
+    start = 0
+    if cfg["init_from"] is None:
+        start = starts.best_start(
+            cfg, data, lambda k: build_model(cfg, data, device, dtype, k), run.log
+        )
     if start:
         model = build_model(cfg, data, device, dtype, start)
 

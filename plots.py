@@ -116,11 +116,14 @@ def show(
     samples: dict | None = None,
     symbolic: SymbolicResult | None = None,
     history: dict | None = None,
+    target: str | list[str] | None = None,
 ) -> dict[str, Figure | list]:
     """The figures `plot_all` writes, returned instead (e.g. to display in a notebook):
-    "activations" (per layer, its pages) and "network" always; "comparison" (predicted vs true
-    on samples["x_test"], samples["y_test"], one page per output: there is no target
-    expression here) when samples are given; "loss" when history is given. They are built in
+    "activations" (per layer, its pages) and "network" always; "comparison" (one page per
+    output) when samples are given: with ``target`` (an expression in x1..xn as in the config,
+    one per output) and 1 or 2 inputs, the fit against it (curve, or surfaces); else predicted
+    vs true on samples["x_test"], samples["y_test"]; "loss" when history (e.g. `fitting.fit`'s)
+    is given. They are built in
     the plots' style; matplotlib makes some tick labels only when a figure is drawn, so display
     or save them inside ``matplotlib.rc_context(plot_style.STYLE)`` to get the PDFs' exactly."""
     x = thin_rows(x)
@@ -129,7 +132,8 @@ def show(
         "network": plot_edges.network_figure(model, x, symbolic),
     }
     if samples is not None:
-        figures["comparison"] = plot_results.comparison_figures(model, samples, {}, {})
+        cfg = {"target_function": target}
+        figures["comparison"] = plot_results.comparison_figures(model, samples, cfg, {})
     if history is not None:
         figures["loss"] = plot_results.loss_figure(history)
     return figures

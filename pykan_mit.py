@@ -14,7 +14,7 @@ import cli
 import config as config_mod
 import datasets
 import memory_estimate
-from experiment import run_experiment
+from experiment import initial_model, run_experiment
 from progress import ProgressBar
 from run_folder import PROJECT_DIR, RunFolder
 from runtime import kernel_threads, resolve_device, torch_dtype
@@ -55,10 +55,11 @@ def train_from_args(argv: list[str]) -> int:
         data = datasets.make_data(cfg, device, dtype, progress=bar)
         if cfg["data_file"] is not None:
             memory_estimate.check(cfg, len(data.x_train), len(data.x_test))
+        model = initial_model(cfg, data, device, dtype)
         run = RunFolder.create(args.dir, echo=bar.write if bar else print)
         try:
             with StopSignals() as stop:
-                return run_experiment(cfg, data, run, config_path, device, dtype, bar, stop)
+                return run_experiment(cfg, data, run, config_path, device, dtype, bar, stop, model)
         finally:
             run.close()
 

@@ -258,11 +258,12 @@ class _TrainingRun:
         done, last = step + 1, step + 1 == self.steps
         gstep = self.first_step + step
         if done % self.cfg["log_interval"] == 0 or last:
+            test = math.sqrt(float(self.test_mse[step])) if len(self.data.x_test) else None
             self.log(
                 f"{self.label} step {gstep + 1}/{self.first_step + self.steps}  "
                 f"train_rmse {math.sqrt(float(self.train_mse[step])):.4e}  "
-                f"test_rmse {math.sqrt(float(self.test_mse[step])):.4e}  "
-                f"grid {self.model.grid_sizes}  ({time.perf_counter() - self.start:.1f} s)"
+                + (f"test_rmse {test:.4e}  " if test is not None else "")
+                + f"grid {self.model.grid_sizes}  ({time.perf_counter() - self.start:.1f} s)"
             )
         if progress is not None and (done % PROGRESS_EVERY == 0 or last):
             progress.update(done, math.sqrt(float(self.train_mse[step])))

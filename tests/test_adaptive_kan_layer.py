@@ -1,6 +1,9 @@
 """AdaptiveKANLayer: the fast path against the dense reference and scipy, linear extrapolation,
 pruning masks, grid-range updates and function-preserving refinement."""
 
+import copy
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -331,3 +334,107 @@ def test_uniform_knots_of_a_fresh_layer_span_its_grid_range():
     want = spline.uniform_knots(torch.tensor([-2.0, 0.0]), torch.tensor([1.0, 4.0]), 6, 3)
     torch.testing.assert_close(layer.knots, want)
     assert layer.coef.shape == (2, 9, 3) and layer.num_basis == 9 and layer.grid_size == 6
+
+
+# ---------------------------------------------------------------------- a drop-in layer
+def kan_in_mlp(seed=0):
+    """A small model with a KAN layer between two linear layers."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Linear(3, 4), AdaptiveKANLayer(4, 5, grid_size=5), torch.nn.Linear(5, 2)
+    )
+
+
+@pytest.mark.parametrize("contraction", ["fused", "dense", "gather"])
+def test_leading_axes_behave_like_nn_linear(contraction):
+    """(B, T, in) → (B, T, out): the same values and gradients as the flattened (B*T, in)."""
+    layer = make_layer(3, 4, 6, 3, seed=1)
+    layer.contraction = contraction
+    x = sample_inputs(layer, 10, seed=2, knots=False).reshape(2, 5, 3).requires_grad_()
+    y = layer(x)
+    assert y.shape == (2, 5, 4)
+    (gx,) = torch.autograd.grad((y**2).sum(), x)
+    flat = x.detach().reshape(10, 3).requires_grad_()
+    y_flat = layer(flat)
+    (g_flat,) = torch.autograd.grad((y_flat**2).sum(), flat)
+    assert torch.equal(y.detach().reshape(10, 4), y_flat.detach())
+    assert torch.equal(gx.reshape(10, 3), g_flat)
+    assert torch.equal(layer(x.detach()[0, 0]), y_flat.detach()[0])  # (in,) → (out,)
+
+
+def test_a_kan_layer_trains_inside_a_model_with_sgd():
+    model = kan_in_mlp()
+    x = torch.linspace(-1, 1, 64).reshape(4, 16, 1).expand(4, 16, 3)
+    y = torch.stack([torch.sin(3 * x[..., 0]), x[..., 1] ** 2], dim=-1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    losses = []
+    for _ in range(100):
+        opt.zero_grad()
+        loss = torch.mean((model(x) - y) ** 2)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.2 * losses[0]
+
+
+def test_deepcopy_is_an_equal_and_independent_layer():
+    layer = make_layer(2, 3, 5, 3, seed=0)
+    x = sample_inputs(layer, 50, seed=1, knots=False)
+    twin = copy.deepcopy(layer)
+    assert torch.equal(twin(x), layer(x))
+    before = layer(x)
+    twin.refine(x, k=4)
+    with torch.no_grad():
+        twin.coef.mul_(2)
+    assert layer.grid_size == 5 and torch.equal(layer(x), before)
+
+
+def test_state_dict_round_trip_after_refinement_resizes_the_layer():
+    """A refined model's state dict (saved with weights_only) loads into a fresh model of the
+    initial size, which takes on the refined grid and gives the same outputs."""
+    model, fresh = kan_in_mlp(0), kan_in_mlp(1)
+    x = torch.rand(2, 30, 3) * 2 - 1
+    model[1].refine(model[0](x).reshape(-1, 4).detach(), k=7)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    fresh.load_state_dict(torch.load(buffer, weights_only=True))
+    assert fresh[1].grid_size == model[1].grid_size == 12
+    with torch.no_grad():
+        assert torch.equal(fresh(x), model(x))
+
+
+def test_to_dtype_moves_the_grid_tables_too():
+    layer = make_layer(2, 3, 5, 3, seed=0).float()
+    x = sample_inputs(layer, 40, seed=1, knots=False).double()
+    y32 = layer(x.float())
+    layer.to(torch.float64)
+    y64 = layer(x)
+    assert y64.dtype == torch.float64 and layer.knots.dtype == torch.float64
+    assert torch.allclose(y64, y32.double(), atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_to_cuda_gives_the_cpu_outputs():
+    layer = make_layer(2, 3, 5, 3, seed=0)
+    x = sample_inputs(layer, 40, seed=1, knots=False).double()
+    expected = layer(x)
+    assert torch.allclose(layer.to("cuda")(x.cuda()).cpu(), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("contraction", ["fused", "gather"])
+def test_torch_compile_of_a_model_with_a_kan_layer_gives_the_same_values_and_gradients(
+    contraction,
+):
+    """Smoke test: dynamo traces the model (graph breaks where it must) and AOT autograd runs
+    the layer's custom backward; "aot_eager" keeps it quick (inductor needs a C++ build)."""
+    model = kan_in_mlp()
+    model[1].contraction = contraction
+    x = torch.rand(4, 8, 3) * 2 - 1
+    expected = model(x)
+    (g_expected,) = torch.autograd.grad(expected.sum(), model[0].weight)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend="aot_eager")
+    y = compiled(x)
+    (g,) = torch.autograd.grad(y.sum(), model[0].weight)
+    assert torch.allclose(y, expected, atol=1e-6) and torch.allclose(g, g_expected, atol=1e-5)

@@ -392,3 +392,34 @@ def test_ctrl_c_saves_a_complete_run_folder(tmp_path):
 
 def _read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
+
+
+def test_init_from_starts_from_a_trained_model(tmp_path, capsys):
+    """A zero-step run from a trained run's folder holds that model, bit for bit, and measures
+    its test RMSE; the model trained further is the one given, not a fresh one."""
+    first = tmp_path / "first"
+    assert run_main(["--dir", str(first), *SMALL], capsys)[0] == 0
+    again = ["--set", f"init_from={first}", "--set", "num_steps=0"]
+    assert run_main(["--dir", str(tmp_path / "again"), *SMALL, *again], capsys)[0] == 0
+    trained, _ = load_model(first)
+    restarted, _ = load_model(tmp_path / "again")
+    for (name, a), b in zip(trained.state_dict().items(), restarted.state_dict().values()):
+        assert torch.equal(a, b), name
+    metrics = [json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("first", "again")]
+    assert metrics[1]["test_rmse"] == metrics[0]["test_rmse"]
+
+
+@pytest.mark.parametrize(
+    "source, keys, words",
+    [
+        ("missing", [], ["init_from: run folder or model file not found", "missing"]),
+        ("first", ["--set", "layer_dims=[1,3,1]", "--set", "target_function=x1"], ["1 and 1"]),
+    ],
+)
+def test_init_from_a_missing_or_mismatched_run_is_one_line(tmp_path, capsys, source, keys, words):
+    if source == "first":
+        assert run_main(["--dir", str(tmp_path / "first"), *SMALL], capsys)[0] == 0
+    args = ["--dir", str(tmp_path / "run"), *SMALL, *keys]
+    code, _, err = run_main([*args, "--set", f"init_from={tmp_path / source}"], capsys)
+    assert_user_error(code, err, *words)
+    assert not (tmp_path / "run").exists()

@@ -3,6 +3,7 @@ saved run and the command line."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from plot_cases import (
@@ -69,6 +70,20 @@ def test_show_returns_every_figure_and_writes_nothing(tmp_path, monkeypatch):
     assert rendered_pages([figures["network"], figures["loss"]]) == 2
     assert list(tmp_path.iterdir()) == []
     assert set(plots.show(model, samples["x_train"])) == {"activations", "network"}
+
+
+def test_show_draws_the_fit_against_a_target_expression_for_one_input():
+    """With a target, the comparison page of a 1-input model is its curve: the target line
+    equals sin(3 x) (numpy) and the model line equals model(x) at the plotted points."""
+    samples = make_samples([1, 2, 1], "sin(3*x1)")
+    model = make_model([1, 2, 1], samples)
+    (page,) = plots.show(model, samples["x_train"], samples, target="sin(3*x1)")["comparison"]
+    target_line, model_line = page.axes[0].get_lines()
+    xs = target_line.get_xdata()
+    assert np.allclose(target_line.get_ydata(), np.sin(3 * xs))
+    with torch.no_grad():
+        expected = model(torch.tensor(xs[:, None], dtype=torch.float32))[:, 0].double().numpy()
+    assert np.allclose(model_line.get_ydata(), expected)
 
 
 def test_plot_run_redraws_a_saved_run_from_its_folder_identically(tmp_path):
