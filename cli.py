@@ -8,6 +8,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from distributed import is_root_process
 from errors import UserError
 
 USER_ERROR_EXIT = 2
@@ -26,5 +27,6 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
     try:
         return main(list(sys.argv[1:] if argv is None else argv)) or 0
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        if is_root_process():  # under torchrun every rank finds the mistake: one line says it
+            print(f"error: {error}", file=sys.stderr)
         return USER_ERROR_EXIT

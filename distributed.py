@@ -232,3 +232,48 @@ def shard_data(data, group: Group):
         x_val=part(data.x_val),
         y_val=part(data.y_val),
     )
+
+
+def global_view(data, group: Group, max_train_rows: int, seed: int):
+    """What the phases after training look at (importance, pruning, formulas, samples, plots):
+    the same on every rank. One process: ``data`` itself. Several: the whole test and
+    validation splits and all training rows, or a random ``max_train_rows`` of them (the same
+    subset on every rank), gathered from the shards."""
+    if not group.active:
+        return data
+    shard = group.shard(len(data.x_train))
+    idx = None
+    if shard.total > max_train_rows:
+        generator = torch.Generator().manual_seed(seed + 3)
+        idx = torch.randperm(shard.total, generator=generator)[:max_train_rows]
+    x_train, y_train = gather_rows(group, shard, (data.x_train, data.y_train), idx)
+    x_test, y_test = gather_rows(group, group.shard(len(data.x_test)), (data.x_test, data.y_test))
+    x_val = y_val = None
+    if data.x_val is not None:
+        val_shard = group.shard(len(data.x_val))
+        x_val, y_val = gather_rows(group, val_shard, (data.x_val, data.y_val))
+    return replace(
+        data,
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        x_val=x_val,
+        y_val=y_val,
+    )
+
+
+@torch.no_grad()
+def split_rmse(group: Group, model, x: torch.Tensor, y: torch.Tensor) -> float:
+    """The model's RMSE over a whole split, all ranks' rows together."""
+    count = group.shard(len(x)).total
+    return float(global_mse(group, model(x), y, count)) ** 0.5
+
+
+class SilentRunFolder:
+    """The run folder of ranks other than 0: every write and log line goes nowhere."""
+
+    path = None
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None

@@ -1,22 +1,29 @@
 """Train a KAN from a JSON config: config → data → train (→ prune → symbolic) → run folder → plots.
 
     python pykan_mit.py [--config FILE] [--dir DIR] [--set key=value ...]
+    torchrun --nproc_per_node=N pykan_mit.py ...    (N processes; see README "Scaling out")
 
 User mistakes end with one line on stderr ("error: …") and exit code 2, before anything is
 written. Exit codes: 0 done, 1 training stopped on a non-finite loss, 2 bad input, 130 Ctrl-C
-(the run folder is still complete).
+(the run folder is still complete). Under torchrun every rank reads the config and the data
+(errors are printed by rank 0 alone) before the process group starts; rank 0 alone writes the
+run folder. ``--check`` validates the config and the data and writes nothing.
 """
 
 import sys
 from pathlib import Path
 
-import cli
-import config as config_mod
-import datasets
-from experiment import run_experiment
-from progress import ProgressBar
-from run_folder import PROJECT_DIR, RunFolder
-from runtime import kernel_threads, resolve_device, torch_dtype
+import distributed
+
+distributed.share_cores()  # before the kernel thread pools start: each rank its share
+
+import cli  # noqa: E402
+import config as config_mod  # noqa: E402
+import datasets  # noqa: E402
+from experiment import run_experiment  # noqa: E402
+from progress import ProgressBar  # noqa: E402
+from run_folder import PROJECT_DIR, RunFolder  # noqa: E402
+from runtime import kernel_threads, resolve_device, torch_dtype  # noqa: E402
 
 DEFAULT_CONFIG = "pykan_mit.input"
 
@@ -31,6 +38,9 @@ def parse_args(argv):
         default=[],
         metavar="KEY=VALUE",
         help="override a config key (value as JSON, else a string); repeatable",
+    )
+    p.add_argument(
+        "--check", action="store_true", help="check the config and the data, write nothing"
     )
     return p.parse_args(argv)
 
@@ -48,12 +58,25 @@ def train_from_args(argv: list[str]) -> int:
     device, dtype = resolve_device(cfg["device"]), torch_dtype(cfg["dtype"])
     with kernel_threads(device):
         data = datasets.make_data(cfg, device, dtype)
-        bar = ProgressBar() if ProgressBar.wanted(cfg["progress_bar"]) else None
-        run = RunFolder.create(args.dir, echo=bar.write if bar else print)
+        if args.check:
+            print(f"config and data ok: {data.description}")
+            return 0
+        group = distributed.start(device)
         try:
-            return run_experiment(cfg, data, run, config_path, device, dtype, progress=bar)
+            data = distributed.shard_data(data, group)
+            if not group.is_root:
+                run = distributed.SilentRunFolder()
+                return run_experiment(cfg, data, run, config_path, device, dtype, group=group)
+            bar = ProgressBar() if ProgressBar.wanted(cfg["progress_bar"]) else None
+            run = RunFolder.create(args.dir, echo=bar.write if bar else print)
+            try:
+                return run_experiment(
+                    cfg, data, run, config_path, device, dtype, progress=bar, group=group
+                )
+            finally:
+                run.close()
         finally:
-            run.close()
+            distributed.finish(group)
 
 
 def main(argv=None) -> int:
