@@ -26,6 +26,8 @@ from dataclasses import dataclass, replace
 import torch
 import torch.distributed as dist
 
+from data_store import read_rows
+
 ENV_RANK, ENV_WORLD, ENV_LOCAL_WORLD = "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE"
 
 
@@ -239,10 +241,10 @@ def global_view(data, group: Group, max_train_rows: int, seed: int):
     the same on every rank. One process: ``data`` itself. Several: the whole test and
     validation splits and all training rows, or a random ``max_train_rows`` of them (the same
     subset on every rank), gathered from the shards."""
-    if not group.active:
+    if not group.active and torch.is_tensor(data.x_train):
         return data
     shard = group.shard(len(data.x_train))
-    idx = None
+    idx = torch.arange(shard.total)
     if shard.total > max_train_rows:
         generator = torch.Generator().manual_seed(seed + 3)
         idx = torch.randperm(shard.total, generator=generator)[:max_train_rows]
@@ -264,10 +266,15 @@ def global_view(data, group: Group, max_train_rows: int, seed: int):
 
 
 @torch.no_grad()
-def split_rmse(group: Group, model, x: torch.Tensor, y: torch.Tensor) -> float:
-    """The model's RMSE over a whole split, all ranks' rows together."""
+def split_rmse(group: Group, model, x, y, chunk: int = 1 << 16) -> float:
+    """The model's RMSE over a whole split (tensors or data_store.MappedRows, read ``chunk``
+    rows at a time), all ranks' rows together."""
     count = group.shard(len(x)).total
-    return float(global_mse(group, model(x), y, count)) ** 0.5
+    total = torch.zeros((), dtype=torch.float64)
+    for lo in range(0, len(x), chunk):
+        xb, yb = read_rows(x, lo, lo + chunk), read_rows(y, lo, lo + chunk)
+        total += squared_error(model(xb), yb, count).double().cpu()
+    return float(group.sum_(total)) ** 0.5
 
 
 class SilentRunFolder:

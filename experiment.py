@@ -110,7 +110,7 @@ def prune_and_finetune(cfg, model, data, run, history: History, progress, view=N
 
 def measure(cfg, model, data: Data, history: History, stopped: str, device, group=None) -> dict:
     group = group or distributed.SINGLE
-    if group.active:
+    if group.active or not torch.is_tensor(data.x_train):  # several ranks, or rows on disk
         train_rmse = distributed.split_rmse(group, model, data.x_train, data.y_train)
         test_rmse = distributed.split_rmse(group, model, data.x_test, data.y_test)
     else:

@@ -19,7 +19,7 @@ distributed.share_cores()  # before the kernel thread pools start: each rank its
 
 import cli  # noqa: E402
 import config as config_mod  # noqa: E402
-import datasets  # noqa: E402
+import data_store  # noqa: E402
 from experiment import run_experiment  # noqa: E402
 from progress import ProgressBar  # noqa: E402
 from run_folder import PROJECT_DIR, RunFolder  # noqa: E402
@@ -42,7 +42,27 @@ def parse_args(argv):
     p.add_argument(
         "--check", action="store_true", help="check the config and the data, write nothing"
     )
+    p.add_argument(
+        "--convert",
+        nargs=2,
+        metavar=("CSV", "FOLDER"),
+        help="write a memory-mapped data store FOLDER from CSV (for data_file), then exit",
+    )
     return p.parse_args(argv)
+
+
+def convert(source: str, target: str) -> int:
+    from tqdm import tqdm
+
+    with tqdm(total=1, unit="B", unit_scale=True, desc="converting", leave=False) as bar:
+
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        rows = data_store.convert_csv(source, target, progress)
+    print(f"wrote {rows} rows to {target} (use it as data_file)")
+    return 0
 
 
 def default_config_path() -> str:
@@ -53,11 +73,13 @@ def default_config_path() -> str:
 def train_from_args(argv: list[str]) -> int:
     """Everything that can be a user mistake happens before the run folder exists."""
     args = parse_args(argv)
+    if args.convert:
+        return convert(*args.convert)
     config_path = args.config or default_config_path()
     cfg = config_mod.load_config(config_path, args.set)
     device, dtype = resolve_device(cfg["device"]), torch_dtype(cfg["dtype"])
     with kernel_threads(device):
-        data = datasets.make_data(cfg, device, dtype)
+        data = data_store.make_data(cfg, device, dtype)
         if args.check:
             print(f"config and data ok: {data.description}")
             return 0

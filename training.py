@@ -202,6 +202,8 @@ class _TrainingRun:
         idx = None
         if n > MAX_GRID_SAMPLES:
             idx = torch.randperm(n, generator=self.generator)[:MAX_GRID_SAMPLES].to(x.device)
+        elif not torch.is_tensor(x):  # rows on disk (data_store.MappedRows): read them
+            idx = torch.arange(n)
         if not self.group.active:
             return (x, y) if idx is None else (x[idx], y[idx])
         return distributed.gather_rows(self.group, self.shards["train"], (x, y), idx)
