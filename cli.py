@@ -5,10 +5,10 @@ User mistakes raise `errors.UserError` anywhere below; here, and only here, one 
 """
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
-from distributed import is_root_process
 from errors import UserError
 
 USER_ERROR_EXIT = 2
@@ -27,6 +27,6 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
     try:
         return main(list(sys.argv[1:] if argv is None else argv)) or 0
     except UserError as error:
-        if is_root_process():  # under torchrun every rank finds the mistake: one line says it
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank finds it: rank 0 says it
             print(f"error: {error}", file=sys.stderr)
         return USER_ERROR_EXIT

@@ -66,3 +66,13 @@ def test_shard_bounds_cover_every_row_once():
         parts = [distributed.shard_bounds(n, r, 3) for r in range(3)]
         assert [lo for lo, _ in parts][0] == 0 and parts[-1][1] == n
         assert all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+
+
+def test_each_local_rank_gets_its_share_of_the_cores():
+    env = {"LOCAL_WORLD_SIZE": "2"}
+    share = distributed.share_cores(env)
+    cores = len(__import__("os").sched_getaffinity(0))
+    assert share == max(1, cores // 2) and env["NUMBA_NUM_THREADS"] == str(share)
+    assert env["OMP_NUM_THREADS"] == str(share)
+    assert distributed.share_cores({}) == cores  # a plain run keeps every core
+    assert distributed.share_cores({"LOCAL_WORLD_SIZE": "64"}) == 1  # never below one thread
