@@ -20,6 +20,8 @@ the same on every rank.
 """
 
 import os
+import signal
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -284,3 +286,29 @@ class SilentRunFolder:
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
+
+
+class StopRequests:
+    """While inside (several ranks only): Ctrl-C (SIGINT) and SIGTERM set ``requested`` instead
+    of interrupting this rank wherever it is. Training sums the flags over the ranks every step,
+    so every rank stops after the same step and the run folder can still be completed."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self, active: bool):
+        self.active, self.requested, self.saved = active, False, {}
+
+    def __enter__(self) -> "StopRequests":
+        if self.active and threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                number = getattr(signal, name)
+                self.saved[number] = signal.signal(number, self.request)
+        return self
+
+    def request(self, signum, frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self.saved.items():
+            signal.signal(number, handler)
+        self.saved = {}

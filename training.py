@@ -105,20 +105,21 @@ def train(
     run.join(group)
     if progress is not None:
         progress.start(run.steps, label)
-    try:
-        for step in range(run.steps):
-            run.follow_data_range(step)
-            run.refine_if_due(step)
-            loss = run.optimizer_step()
-            run.record(step, loss)
-            if run.stop_check(step):
-                break
-            run.report(step, progress, checkpoint)
-    except KeyboardInterrupt:
-        run.interrupted()
-    finally:
-        if progress is not None:
-            progress.close()
+    with distributed.StopRequests(group.active) as run.stop:  # several ranks stop together
+        try:
+            for step in range(run.steps):
+                run.follow_data_range(step)
+                run.refine_if_due(step)
+                loss = run.optimizer_step()
+                run.record(step, loss)
+                if run.stop_check(step):
+                    break
+                run.report(step, progress, checkpoint)
+        except KeyboardInterrupt:
+            run.interrupted()
+        finally:
+            if progress is not None:
+                progress.close()
     return run.finish()
 
 
@@ -275,10 +276,31 @@ class _TrainingRun:
     def record(self, step: int, loss: torch.Tensor) -> None:
         data = self.data
         self.train_mse[step] = loss
+        self.taken = step + 1
+        if self.group.active:
+            return self.record_global(step)
         self.test_mse[step] = self.mse("test", data.x_test, data.y_test)
         if self.use_val:
             self.val_mse[step] = self.mse("val", data.x_val, data.y_val)
-        self.taken = step + 1
+
+    def record_global(self, step: int) -> None:
+        """Several ranks: the test (and validation) MSE and the stop requests in one all-reduce;
+        a stop requested on any rank interrupts every rank after this step."""
+        data, sh = self.data, self.shards
+        with torch.no_grad():
+            parts = [
+                distributed.squared_error(self.model(data.x_test), data.y_test, sh["test"].total)
+            ]
+            if self.use_val:
+                pred = self.model(data.x_val)
+                parts.append(distributed.squared_error(pred, data.y_val, sh["val"].total))
+            parts.append(parts[0].new_tensor(float(self.stop.requested)))
+            sums = self.group.sum_(torch.stack(parts))
+        self.test_mse[step] = sums[0]
+        if self.use_val:
+            self.val_mse[step] = sums[1]
+        if sums[-1] > 0:
+            raise KeyboardInterrupt
 
     # 5a. checks: a non-finite loss, early stopping; True stops the loop
     def stop_check(self, step: int) -> bool:

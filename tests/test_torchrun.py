@@ -2,8 +2,11 @@
 matches a plain run; a config mistake is one line."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pykan_mit
@@ -60,3 +63,33 @@ def test_a_config_mistake_under_torchrun_is_one_line_and_no_folder(tmp_path):
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: --set grid_size=0: grid_size must be an integer >= 1, got 0"]
     assert not Path(tmp_path / "bad").exists()
+
+
+def test_ctrl_c_stops_every_rank_after_the_same_step_and_completes_the_run_folder(tmp_path):
+    """SIGINT to the whole process group (what a terminal's Ctrl-C does): the ranks agree on the
+    step to stop after, and rank 0 still writes a complete run folder."""
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    args = _args(run_dir, num_steps=10**6, log_interval=20, update_strategy="none")
+    proc = subprocess.Popen(
+        [*command, str(PROJECT_DIR / "pykan_mit.py"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        log = run_dir / "run.log"
+        while not (log.is_file() and "train step" in log.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, "training did not start"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    metrics = json.loads((run_dir / METRICS_FILE).read_text())
+    assert metrics["stopped"] == "interrupted" and metrics["processes"] == 2
+    assert (run_dir / MODEL_FILE).is_file() and "interrupted at step" in log.read_text()
