@@ -78,6 +78,20 @@ def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
     return lo, lo + base + (rank < extra)
 
 
+class PeerLost(RuntimeError):
+    """A collective failed: another training process ended or became unreachable."""
+
+
+def _collective(call, *args, **kwargs) -> None:
+    try:
+        call(*args, **kwargs)
+    except RuntimeError as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise PeerLost(
+            f"another training process failed or was lost ({first[:100]}); stopped"
+        ) from None
+
+
 class Group:
     """This process's place among the training processes; collectives act on tensors in place
     and are the identity when ``world`` is 1."""
@@ -93,24 +107,29 @@ class Group:
     def is_root(self) -> bool:
         return self.rank == 0
 
+    @staticmethod
+    def run_collective(call, *args, **kwargs) -> None:
+        """``call(*args, **kwargs)``, a failure of the backend raised as one-line `PeerLost`."""
+        _collective(call, *args, **kwargs)
+
     def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.active:
-            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+            _collective(dist.all_reduce, tensor, op=dist.ReduceOp.SUM)
         return tensor
 
     def min_(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.active:
-            dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+            _collective(dist.all_reduce, tensor, op=dist.ReduceOp.MIN)
         return tensor
 
     def max_(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.active:
-            dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+            _collective(dist.all_reduce, tensor, op=dist.ReduceOp.MAX)
         return tensor
 
     def broadcast_(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.active:
-            dist.broadcast(tensor, src=0)
+            _collective(dist.broadcast, tensor, src=0)
         return tensor
 
     def shard(self, local_rows: int) -> Shard:

@@ -4,10 +4,11 @@
     torchrun --nproc_per_node=N pykan_mit.py ...    (N processes; see README "Scaling out")
 
 User mistakes end with one line on stderr ("error: …") and exit code 2, before anything is
-written. Exit codes: 0 done, 1 training stopped on a non-finite loss, 2 bad input, 130 Ctrl-C
-(the run folder is still complete). Under torchrun every rank reads the config and the data
-(errors are printed by rank 0 alone) before the process group starts; rank 0 alone writes the
-run folder. ``--check`` validates the config and the data and writes nothing.
+written. Exit codes: 0 done, 1 training stopped on a non-finite loss, 2 bad input, 3 another
+training process failed (torchrun), 130 Ctrl-C (the run folder is still complete). Under
+torchrun every rank reads the config and the data (errors are printed by rank 0 alone) before
+the process group starts; rank 0 alone writes the run folder. ``--check`` validates the config
+and the data and writes nothing.
 """
 
 import sys
@@ -26,6 +27,7 @@ from run_folder import PROJECT_DIR, RunFolder  # noqa: E402
 from runtime import kernel_threads, resolve_device, torch_dtype  # noqa: E402
 
 DEFAULT_CONFIG = "pykan_mit.input"
+EXIT_PEER_LOST = 3  # several processes: another one failed; this one stopped
 
 
 def parse_args(argv):
@@ -88,13 +90,21 @@ def train_from_args(argv: list[str]) -> int:
             data = distributed.shard_data(data, group)
             if not group.is_root:
                 run = distributed.SilentRunFolder()
-                return run_experiment(cfg, data, run, config_path, device, dtype, group=group)
+                try:
+                    return run_experiment(cfg, data, run, config_path, device, dtype, group=group)
+                except distributed.PeerLost as lost:
+                    print(f"error: rank {group.rank}: {lost}", file=sys.stderr)
+                    return EXIT_PEER_LOST
             bar = ProgressBar() if ProgressBar.wanted(cfg["progress_bar"]) else None
             run = RunFolder.create(args.dir, echo=bar.write if bar else print)
             try:
                 return run_experiment(
                     cfg, data, run, config_path, device, dtype, progress=bar, group=group
                 )
+            except distributed.PeerLost as lost:  # the folder keeps what was written so far
+                run.log(f"error: {lost}")
+                print(f"error: {lost} (run folder: {run.path})", file=sys.stderr)
+                return EXIT_PEER_LOST
             finally:
                 run.close()
         finally:

@@ -76,3 +76,11 @@ def test_each_local_rank_gets_its_share_of_the_cores():
     assert env["OMP_NUM_THREADS"] == str(share)
     assert distributed.share_cores({}) == cores  # a plain run keeps every core
     assert distributed.share_cores({"LOCAL_WORLD_SIZE": "64"}) == 1  # never below one thread
+
+
+def test_a_failed_collective_is_one_line_naming_a_lost_process():
+    def broken(*args, **kwargs):
+        raise RuntimeError("Connection reset by peer\nlong backend details")
+
+    with pytest.raises(distributed.PeerLost, match=r"^another training process .*peer\); stopped$"):
+        distributed.Group(0, 2).run_collective(broken)
