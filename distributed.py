@@ -164,6 +164,10 @@ def start(device: torch.device, environ=os.environ) -> Group:
 def finish(group: Group) -> None:
     """Leave the process group (nothing for a plain run)."""
     if group.active and dist.is_initialized():
+        try:  # leave together: a rank tearing down while a peer still talks to it can abort
+            dist.barrier()
+        except RuntimeError:
+            pass  # a peer is gone already
         dist.destroy_process_group()
 
 
