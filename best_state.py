@@ -57,13 +57,14 @@ class BestState:
     def restore_last_good(self) -> None:
         self.model.load_state_dict(self.last_good)
 
-    def keep_phase_best(self, x: torch.Tensor, y: torch.Tensor) -> bool:
-        """Restore the phase's best state when it beats the current one on (x, y)."""
+    def keep_phase_best(self, x: torch.Tensor, y: torch.Tensor, mse=None) -> bool:
+        """Restore the phase's best state when it beats the current one on (x, y); ``mse()``,
+        when given, is the current training MSE instead (e.g. over several processes)."""
         loss, _, state = self.phase
         if state is None:
             return False
         with torch.no_grad():
-            current = float(torch.mean((self.model(x) - y) ** 2))
+            current = float(torch.mean((self.model(x) - y) ** 2)) if mse is None else mse()
         if loss >= current:
             return False
         self.model.load_state_dict(state)

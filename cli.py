@@ -5,6 +5,7 @@ User mistakes raise `errors.UserError` anywhere below; here, and only here, one 
 """
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -26,7 +27,8 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
     try:
         return main(list(sys.argv[1:] if argv is None else argv)) or 0
     except UserError as error:
-        print(f"error: {one_line(str(error))}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank finds it: rank 0 says it
+            print(f"error: {one_line(str(error))}", file=sys.stderr)
         return USER_ERROR_EXIT
 
 

@@ -144,6 +144,11 @@ def make_data(cfg: dict, device: torch.device | str, dtype: torch.dtype, progres
     )
 
 
+def shuffle_generator(seed: int) -> torch.Generator:
+    """The generator that shuffles a data file's rows before the split (data_store.py too)."""
+    return _generators(seed)[2]
+
+
 def _generators(seed: int) -> list[torch.Generator]:
     """Three independent CPU generators (train, test, shuffle) derived from one seed."""
     states = np.random.SeedSequence(seed).generate_state(3, dtype=np.uint64)

@@ -1,7 +1,9 @@
 """One experiment, as the CLI runs it: build, train, prune, symbolic, write, plot, exit code.
 
 `run_experiment` reads like the experiment; each phase is a function below. Every file goes
-through the `RunFolder`; the model, data and config come from the caller (pykan_mit.py).
+through the `RunFolder`; the model, data and config come from the caller (pykan_mit.py). On
+several processes (``group``, distributed.py) ``data`` is this rank's shard: training and the
+metrics are global, the later phases see `distributed.global_view`, and only rank 0 writes.
 """
 
 import sys
@@ -9,6 +11,7 @@ import time
 
 import torch
 
+import distributed
 import starts
 import training
 from arrays import rmse, to_numpy
@@ -92,10 +95,14 @@ def start_run(run: RunFolder, cfg: dict, model: SimpleKAN, data: Data, config_pa
     run.log(f"run folder: {run.path}")
 
 
-def prune_and_finetune(cfg, model, data, run: RunFolder, history: History, progress, stop=None):
+def prune_and_finetune(
+    cfg, model, data, run, history: History, progress, view=None, group=None, stop=None
+):
     """Prune weak edges and nodes (and, with prune_inputs, inputs), then fine-tune the smaller
-    model; returns (model, data with the inputs it kept, report, fine-tuning result)."""
-    model, report = model.prune(data.x_train, cfg["prune_threshold"], cfg["prune_inputs"])
+    model; returns (model, data and view with the inputs it kept, report, fine-tuning result).
+    Scores come from ``view`` (default ``data``), fine-tuning runs on ``data``."""
+    view, group = view or data, group or distributed.SINGLE
+    model, report = model.prune(view.x_train, cfg["prune_threshold"], cfg["prune_inputs"])
     unused, dropped = report["unused_inputs"], report["dropped_inputs"]
     run.log(
         f"pruned {report['dims_before']} -> {report['dims_after']} "
@@ -104,7 +111,8 @@ def prune_and_finetune(cfg, model, data, run: RunFolder, history: History, progr
         + (f"; inputs dropped: {', '.join(dropped)}" if dropped else "")
     )
     if dropped:
-        data = data.select_inputs([data.input_names.index(n) for n in model.input_names])
+        columns = [data.input_names.index(n) for n in model.input_names]
+        data, view = data.select_inputs(columns), view.select_inputs(columns)
     start = history.steps
     history.add_event({"step": start, "kind": "prune", **report})
     fine = training.train(
@@ -119,15 +127,21 @@ def prune_and_finetune(cfg, model, data, run: RunFolder, history: History, progr
         progress=progress,
         label="finetune",
         stop=stop,
+        group=group,
     )
     history.append(fine, "prune_finetune", start)
-    return model, data, report, fine
+    return model, data, view, report, fine
 
 
-def measure(cfg, model, data: Data, history: History, stopped: str, device) -> dict:
-    with torch.no_grad():
-        train_rmse = rmse(model(data.x_train), data.y_train)
-        test_rmse = rmse(model(data.x_test), data.y_test)
+def measure(cfg, model, data: Data, history: History, stopped: str, device, group=None) -> dict:
+    group = group or distributed.SINGLE
+    if group.active or not torch.is_tensor(data.x_train):  # several ranks, or rows on disk
+        train_rmse = distributed.split_rmse(group, model, data.x_train, data.y_train)
+        test_rmse = distributed.split_rmse(group, model, data.x_test, data.y_test)
+    else:
+        with torch.no_grad():
+            train_rmse = rmse(model(data.x_train), data.y_train)
+            test_rmse = rmse(model(data.x_test), data.y_test)
     metrics = {
         "project_name": cfg["project_name"],
         "train_rmse": train_rmse,
@@ -139,14 +153,15 @@ def measure(cfg, model, data: Data, history: History, stopped: str, device) -> d
         "steps": history.steps,
         "stopped": stopped,
         "refinements": [e for e in history.record["events"] if e["kind"] == "refine"],
-        "training_points": len(data.x_train),
-        "test_points": len(data.x_test),
+        "training_points": group.shard(len(data.x_train)).total,
+        "test_points": group.shard(len(data.x_test)).total,
         "device": str(device),
         "dtype": cfg["dtype"],
     }
+    if group.active:
+        metrics["processes"] = group.world
     if data.x_val is not None:
-        with torch.no_grad():
-            metrics["val_rmse"] = rmse(model(data.x_val), data.y_val)
+        metrics["val_rmse"] = distributed.split_rmse(group, model, data.x_val, data.y_val)
     return metrics
 
 
@@ -226,11 +241,13 @@ def run_experiment(
     progress=None,
     stop=None,
     model=None,
+    group=None,
 ):
     """The whole experiment into ``run``, from ``model`` (default: `build_model`, with
     cfg["starts"] trial starts); returns the exit code (0 done, 1 non-finite loss, 130
     interrupted, 128 + n after signal n of ``stop`` (a `stop_signals.StopSignals`): 143 SIGTERM,
     129 SIGHUP; the run folder is complete in every case)."""
+    group = group or distributed.SINGLE
     started = time.perf_counter()
     model = build_model(cfg, data, device, dtype) if model is None else model
     start_run(run, cfg, model, data, config_path, device)
@@ -246,35 +263,44 @@ def run_experiment(
         run.write_model(m.checkpoint(), cfg, m.architecture())
 
     result = training.train(
-        cfg, model, data, log=run.log, progress=progress, checkpoint=checkpoint, stop=stop
+        cfg,
+        model,
+        data,
+        log=run.log,
+        progress=progress,
+        checkpoint=checkpoint,
+        stop=stop,
+        group=group,
     )
     history = History(result)
     stopped, message = result.stopped, result.message
     prune_report = None
-    importance = model.input_importance(data.x_train)
+    view = distributed.global_view(data, group, training.MAX_GRID_SAMPLES, cfg["seed"])
+    importance = model.input_importance(view.x_train)
     run.log("input importance: " + ", ".join(f"{n} {v:.3g}" for n, v in importance.items()))
     if cfg["prune"] and stopped in FINISHED:
-        model, data, prune_report, fine = prune_and_finetune(
-            cfg, model, data, run, history, progress, stop
+        model, data, view, prune_report, fine = prune_and_finetune(
+            cfg, model, data, run, history, progress, view, group, stop
         )
         if fine.stopped != "completed":
             stopped, message = fine.stopped, fine.message
-    metrics = measure(cfg, model, data, history, stopped, device)
+    metrics = measure(cfg, model, data, history, stopped, device, group)
     metrics["input_importance"] = importance
     if cfg["starts"] > 1:
         metrics["start_seed"] = starts.start_seed(cfg, start)
     if prune_report is not None:
         metrics["prune"] = prune_report
     formula = None
-    if cfg["symbolic"] and stopped in FINISHED and not (stop and stop.requested):
+    stopping = stop is not None and stop.requested
+    if cfg["symbolic"] and stopped in FINISHED and group.is_root and not stopping:  # rank 0 fits
         try:
-            formula = fit_formula(cfg, model, data, run, metrics)
+            formula = fit_formula(cfg, model, view, run, metrics)
         except KeyboardInterrupt:
             run.log("symbolic fitting interrupted; saving the network without a formula")
             stopped = "interrupted"
-    samples = write_results(run, cfg, model, data, history, metrics, started)
-    if cfg["plots"]:
-        draw_plots(run, cfg, model, data, history, metrics, samples, formula)
+    samples = write_results(run, cfg, model, view, history, metrics, started)
+    if cfg["plots"] and group.is_root:
+        draw_plots(run, cfg, model, view, history, metrics, samples, formula)
     run.log(f"run folder: {run.path}")
     if stopped == "non_finite_loss":
         print(f"error: {message or 'non-finite loss'}", file=sys.stderr)

@@ -32,9 +32,12 @@ class Optimizer:
     pairs share one unit.
     """
 
-    def __init__(self, cfg: dict, params, old: "Optimizer | None" = None):
+    def __init__(self, cfg: dict, params, old: "Optimizer | None" = None, sync=None):
+        """``sync(mse, params) -> global mse``: called after each backward pass (several
+        processes: sums the gradients and the loss over the ranks; see distributed.py)."""
         self.kind = cfg["optimizer"]
         self.params = list(params)
+        self.sync = sync
         self.loss_scale: float | None = None
         if self.kind == "lbfgs":
             self.torch = torch.optim.LBFGS(
@@ -59,6 +62,8 @@ class Optimizer:
         self.torch.zero_grad(set_to_none=True)
         mse, penalty = loss_fn(x, y)
         (mse if penalty is None else mse + penalty).backward()
+        if self.sync is not None:
+            mse = self.sync(mse, self.params)
         self.torch.step()
         return mse.detach()
 
@@ -70,6 +75,8 @@ class Optimizer:
                 p.grad = None
             mse, penalty = loss_fn(x, y)
             total = mse if penalty is None else mse + penalty
+            if self.sync is not None:
+                return synced(mse, penalty, total)
             if self.loss_scale is None:
                 tiny = torch.finfo(total.dtype).tiny
                 self.loss_scale = 1.0 / max(float(total.detach()), tiny)
@@ -78,6 +85,19 @@ class Optimizer:
             if not first:
                 first.append(mse.detach())
             return scaled
+
+        def synced(mse, penalty, total):
+            """The closure across ranks: the line search sees the global loss and gradient."""
+            total.backward()
+            mse = self.sync(mse, self.params)
+            total = mse if penalty is None else mse + penalty.detach()
+            if self.loss_scale is None:
+                self.loss_scale = 1.0 / max(float(total), torch.finfo(total.dtype).tiny)
+            for p in self.params:
+                p.grad.mul_(self.loss_scale)
+            if not first:
+                first.append(mse)
+            return total * self.loss_scale
 
         self.torch.step(closure)
         return first[0]

@@ -1,26 +1,35 @@
 """Train a KAN from a JSON config: config → data → train (→ prune → symbolic) → run folder → plots.
 
     python pykan_mit.py [--config FILE] [--dir DIR] [--set key=value ...]
+    torchrun --nproc_per_node=N pykan_mit.py ...    (N processes; see README "Scaling out")
 
 User mistakes end with one line on stderr ("error: …") and exit code 2, before anything is
-written. Exit codes: 0 done, 1 training stopped on a non-finite loss, 2 bad input, 130 Ctrl-C,
-143 SIGTERM, 129 SIGHUP (the run folder is still complete; see stop_signals.py).
+written. Exit codes: 0 done, 1 training stopped on a non-finite loss, 2 bad input, 3 another
+training process failed (torchrun), 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (the run folder is still
+complete; see stop_signals.py). Under torchrun every rank reads the config and the data (errors
+are printed by rank 0 alone) before the process group starts; rank 0 alone writes the run folder.
+``--check`` validates the config and the data and writes nothing.
 """
 
 import sys
 from pathlib import Path
 
-import cli
-import config as config_mod
-import datasets
-import memory_estimate
-from experiment import initial_model, run_experiment
-from progress import ProgressBar
-from run_folder import PROJECT_DIR, RunFolder
-from runtime import kernel_threads, resolve_device, torch_dtype
-from stop_signals import StopSignals
+import distributed
+
+distributed.share_cores()  # before the kernel thread pools start: each rank its share
+
+import cli  # noqa: E402
+import config as config_mod  # noqa: E402
+import data_store  # noqa: E402
+import memory_estimate  # noqa: E402
+from experiment import initial_model, run_experiment  # noqa: E402
+from progress import ProgressBar  # noqa: E402
+from run_folder import PROJECT_DIR, RunFolder  # noqa: E402
+from runtime import kernel_threads, resolve_device, torch_dtype  # noqa: E402
+from stop_signals import StopSignals  # noqa: E402
 
 DEFAULT_CONFIG = "pykan_mit.input"
+EXIT_PEER_LOST = 3  # several processes: another one failed; this one stopped
 
 
 def parse_args(argv):
@@ -34,7 +43,30 @@ def parse_args(argv):
         metavar="KEY=VALUE",
         help="override a config key (value as JSON, else a string); repeatable",
     )
+    p.add_argument(
+        "--check", action="store_true", help="check the config and the data, write nothing"
+    )
+    p.add_argument(
+        "--convert",
+        nargs=2,
+        metavar=("CSV", "FOLDER"),
+        help="write a memory-mapped data store FOLDER from CSV (for data_file), then exit",
+    )
     return p.parse_args(argv)
+
+
+def convert(source: str, target: str) -> int:
+    from tqdm import tqdm
+
+    with tqdm(total=1, unit="B", unit_scale=True, desc="converting", leave=False) as bar:
+
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        rows = data_store.convert_csv(source, target, progress)
+    print(f"wrote {rows} rows to {target} (use it as data_file)")
+    return 0
 
 
 def default_config_path() -> str:
@@ -45,6 +77,8 @@ def default_config_path() -> str:
 def train_from_args(argv: list[str]) -> int:
     """Everything that can be a user mistake happens before the run folder exists."""
     args = parse_args(argv)
+    if args.convert:
+        return convert(*args.convert)
     config_path = args.config or default_config_path()
     cfg = config_mod.load_config(config_path, args.set)
     device, dtype = resolve_device(cfg["device"]), torch_dtype(cfg["dtype"])
@@ -52,16 +86,50 @@ def train_from_args(argv: list[str]) -> int:
         memory_estimate.check(cfg)
     bar = ProgressBar() if ProgressBar.wanted(cfg["progress_bar"]) else None
     with kernel_threads(device):
-        data = datasets.make_data(cfg, device, dtype, progress=bar)
+        data = data_store.make_data(cfg, device, dtype, progress=bar)
         if cfg["data_file"] is not None:
             memory_estimate.check(cfg, len(data.x_train), len(data.x_test))
+        if args.check:
+            print(f"config and data ok: {data.description}")
+            return 0
         model = initial_model(cfg, data, device, dtype)
-        run = RunFolder.create(args.dir, echo=bar.write if bar else print)
+        group = distributed.start(device)
         try:
-            with StopSignals() as stop:
-                return run_experiment(cfg, data, run, config_path, device, dtype, bar, stop, model)
+            data = distributed.shard_data(data, group)
+            return _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar)
         finally:
-            run.close()
+            distributed.finish(group)
+
+
+def _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar) -> int:
+    """This process's part of the run: rank 0 writes the run folder, the others nothing."""
+    root = group.is_root
+    run = (
+        RunFolder.create(args.dir, echo=bar.write if bar else print)
+        if root
+        else distributed.SilentRunFolder()
+    )
+    try:
+        with StopSignals() as stop:
+            return run_experiment(
+                cfg,
+                data,
+                run,
+                config_path,
+                device,
+                dtype,
+                progress=bar if root else None,
+                stop=stop,
+                model=model,
+                group=group,
+            )
+    except distributed.PeerLost as lost:  # the folder keeps what was written so far
+        run.log(f"error: {lost}")
+        line = f"{lost} (run folder: {run.path})" if root else f"rank {group.rank}: {lost}"
+        print(f"error: {line}", file=sys.stderr)
+        return EXIT_PEER_LOST
+    finally:
+        run.close()
 
 
 def main(argv=None) -> int:

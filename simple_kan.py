@@ -110,20 +110,23 @@ class SimpleKAN(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     # ------------------------------------------------------------------ regularisation
-    def forward_regularized(self, x: torch.Tensor, l1_weight: float, entropy_weight: float):
+    def forward_regularized(
+        self, x: torch.Tensor, l1_weight: float, entropy_weight: float, batch_mean=None
+    ):
         """``(y, reg)``: the output and the paper's sparsity penalty (section 2.5.1) in one pass,
 
         reg = l1_weight * sum_l |Phi_l|_1 + entropy_weight * sum_l S(Phi_l), where
         |phi|_1 = mean_s |phi(x_s)| over the batch, |Phi_l|_1 = sum of its edges' |phi|_1 and
         S(Phi_l) = -sum p log p with p = |phi|_1 / |Phi_l|_1 (entropy of the edge shares).
         phi is the layer's ``edge_activations`` (local basis evaluation, cost independent of
-        the grid size).
+        the grid size). ``batch_mean(a)``: the mean over the batch (default ``a.mean(dim=0)``;
+        over several processes the global batch's, distributed.global_batch_mean).
         """
         reg = x.new_zeros(())
         for layer, level in zip(self.layers, self.levels[1:]):
             phi = layer.edge_activations(x)  # (N, out, in)
             x = combine(level, phi.sum(dim=2))
-            l1 = phi.abs().mean(dim=0)  # (out, in)
+            l1 = phi.abs().mean(dim=0) if batch_mean is None else batch_mean(phi.abs())
             total = l1.sum()
             p = l1 / (total + 1e-12)
             entropy = -(p * torch.log(p + 1e-12)).sum()

@@ -9,8 +9,9 @@ One visible loop with a fixed order of named steps (`train`):
 Host syncs: the per-step losses stay on the device and are read every ``CHECK_EVERY`` steps (the
 finiteness check, the plateau rule), at log lines and progress updates — and with early
 stopping every step (the validation loss decides). All file writes are the caller's (through
-the ``checkpoint`` callback), and progress goes to a callback, so a distributed version only has
-to wrap the model and the sampler.
+the ``checkpoint`` callback), and progress goes to a callback. With a ``group`` of several
+processes (distributed.py) ``data`` holds this rank's shard of the rows: batches, losses, grid
+samples and every decision are global (the same on every rank), see distributed.py.
 """
 
 import math
@@ -21,6 +22,7 @@ from typing import Protocol
 
 import torch
 
+import distributed
 from best_state import BestState
 from datasets import Data
 from optimizers import Optimizer, adam_moments, restore_adam_moments
@@ -91,6 +93,7 @@ def train(
     checkpoint: Callable[[SimpleKAN, int], None] | None = None,
     label: str = "train",
     stop=None,
+    group: distributed.Group = distributed.SINGLE,
 ) -> TrainResult:
     """Train ``model`` in place on ``data`` as ``cfg`` says; returns what happened.
 
@@ -102,25 +105,27 @@ def train(
     ends after the step in progress (stopped="terminated").
     """
     run = _TrainingRun(cfg, model, data, num_steps, first_step, refine, regularize, log, label)
+    run.join(group)
     if progress is not None:
         progress.start(run.steps, label)
-    try:
-        for step in range(run.steps):
-            run.follow_data_range(step)
-            run.refine_if_due(step)
-            loss = run.optimizer_step()
-            run.record(step, loss)
-            if run.stop_check(step):
-                break
-            run.report(step, progress, checkpoint)
-            if stop is not None and stop.requested:
-                run.terminated(stop.name)
-                break
-    except KeyboardInterrupt:
-        run.interrupted()
-    finally:
-        if progress is not None:
-            progress.close()
+    with distributed.StopRequests(group.active) as run.stop:  # several ranks stop together
+        try:
+            for step in range(run.steps):
+                run.follow_data_range(step)
+                run.refine_if_due(step)
+                loss = run.optimizer_step()
+                run.record(step, loss)
+                if run.stop_check(step):
+                    break
+                run.report(step, progress, checkpoint)
+                if stop is not None and stop.requested:
+                    run.terminated(stop.name)
+                    break
+        except KeyboardInterrupt:
+            run.interrupted()
+        finally:
+            if progress is not None:
+                progress.close()
     return run.finish()
 
 
@@ -133,6 +138,7 @@ class _TrainingRun:
         self.first_step = first_step
         self.regularize = cfg["use_regularization"] if regularize is None else regularize
         x = data.x_train
+        self.group = distributed.SINGLE
         self.sampler = BatchSampler(len(x), cfg["batch_size"], cfg["seed"], x.device)
         self.generator = torch.Generator().manual_seed(cfg["seed"] + 2)
         self.trigger = RefinementTrigger(cfg, refine, CHECK_EVERY)
@@ -145,7 +151,7 @@ class _TrainingRun:
         self.train_mse, self.test_mse = history(), history()
         self.val_mse = history() if self.use_val else None
         self.events: list[dict] = []
-        self.opt = Optimizer(cfg, model.parameters())
+        self.opt = self.new_optimizer()
         # Full batch, no early stopping, no sparsity penalty: each grid phase ends at its best.
         track = cfg["batch_size"] is None and not self.use_val and not self.regularize
         self.best = BestState(model, track, cfg["early_stopping_patience"])
@@ -153,20 +159,67 @@ class _TrainingRun:
         self.stopped, self.message, self.taken = "completed", "", 0
         self.start = time.perf_counter()
 
-    def loss_fn(self, xb: torch.Tensor, yb: torch.Tensor):
+    def join(self, group: distributed.Group) -> None:
+        """Train as one rank of ``group``: the sampler draws global batches over all ranks' rows
+        and gradients are summed over the ranks (see distributed.py)."""
+        if not group.active:
+            return
+        data, cfg = self.data, self.cfg
+        self.group = group
+        self.shards = {
+            "train": group.shard(len(data.x_train)),
+            "test": group.shard(len(data.x_test)),
+            "val": group.shard(len(data.x_val)) if self.use_val else None,
+        }
+        total = self.shards["train"].total
+        self.sampler = BatchSampler(total, cfg["batch_size"], cfg["seed"], data.x_train.device)
+        self.opt = self.new_optimizer()
+
+    def new_optimizer(self, old: Optimizer | None = None) -> Optimizer:
+        sync = None
+        if self.group.active:
+
+            def sync(mse, params):
+                return distributed.sync_gradients(self.group, params, mse)
+
+        return Optimizer(self.cfg, self.model.parameters(), old=old, sync=sync)
+
+    def loss_fn(self, xb: torch.Tensor, yb: torch.Tensor, count: int | None = None):
+        """(MSE, penalty or None) of a batch; with ``count`` (several ranks) this rank's share of
+        the MSE over the global batch of ``count`` rows."""
+        mse = _mse if count is None else lambda p, y: distributed.squared_error(p, y, count)
         if self.regularize:
+            mean = None if count is None else distributed.global_batch_mean(self.group, count)
             pred, reg = self.model.forward_regularized(
-                xb, self.cfg["l1_weight"], self.cfg["entropy_weight"]
+                xb, self.cfg["l1_weight"], self.cfg["entropy_weight"], batch_mean=mean
             )
-            return _mse(pred, yb), reg
-        return _mse(self.model(xb), yb), None
+            return mse(pred, yb), reg
+        return mse(self.model(xb), yb), None
+
+    def mse(self, which: str, x: torch.Tensor, y: torch.Tensor) -> float | torch.Tensor:
+        """The MSE of the current model on a whole split (global over the ranks)."""
+        with torch.no_grad():
+            if not self.group.active:
+                return _mse(self.model(x), y)
+            return distributed.global_mse(self.group, self.model(x), y, self.shards[which].total)
 
     def _grid_samples(self):
         x, y = self.data.x_train, self.data.y_train
-        if len(x) <= MAX_GRID_SAMPLES:
-            return x, y
-        idx = torch.randperm(len(x), generator=self.generator)[:MAX_GRID_SAMPLES].to(x.device)
-        return x[idx], y[idx]
+        n = self.shards["train"].total if self.group.active else len(x)
+        idx = None
+        if n > MAX_GRID_SAMPLES:
+            idx = torch.randperm(n, generator=self.generator)[:MAX_GRID_SAMPLES].to(x.device)
+        elif not torch.is_tensor(x):  # rows on disk (data_store.MappedRows): read them
+            idx = torch.arange(n)
+        if not self.group.active:
+            return (x, y) if idx is None else (x[idx], y[idx])
+        return distributed.gather_rows(self.group, self.shards["train"], (x, y), idx)
+
+    def keep_phase_best(self) -> bool:
+        x, y = self.data.x_train, self.data.y_train
+        if not self.group.active:
+            return self.best.keep_phase_best(x, y)
+        return self.best.keep_phase_best(x, y, mse=lambda: float(self.mse("train", x, y)))
 
     # 1. the grid range follows the data early in training
     def follow_data_range(self, step: int) -> None:
@@ -178,9 +231,10 @@ class _TrainingRun:
             return
         xs = self._grid_samples()[0]
         if self.model.update_grid_range(xs, self.cfg["grid_eps"], HIDDEN_GRID_MARGIN):
+            distributed.sync_model(self.group, self.model)
             self.best.grid_changed()
             if self.opt.kind == "lbfgs":  # its curvature pairs belong to the old grid
-                self.opt = Optimizer(self.cfg, self.model.parameters())
+                self.opt = self.new_optimizer()
             if step > 0:
                 self.events.append({"step": self.first_step + step, "kind": "grid_range"})
 
@@ -191,8 +245,7 @@ class _TrainingRun:
         target = next_grid_size(self.cfg, max(self.model.grid_sizes))
         if target is None:
             return
-        x, y = self.data.x_train, self.data.y_train
-        self.best.keep_phase_best(x, y)
+        self.keep_phase_best()
         self.best.grid_changed()
         xs, ys = self._grid_samples()
         moments = adam_moments(self.opt, self.model)
@@ -203,7 +256,8 @@ class _TrainingRun:
             y=ys,
             carry=[m[1:] for m in moments],
         )
-        self.opt = Optimizer(self.cfg, self.model.parameters(), old=self.opt)
+        distributed.sync_model(self.group, self.model)
+        self.opt = self.new_optimizer(old=self.opt)
         restore_adam_moments(self.opt, self.model, moments, carried)
         self.last_change = step
         self.best.refined()
@@ -215,18 +269,44 @@ class _TrainingRun:
     def optimizer_step(self) -> torch.Tensor:
         x, y = self.data.x_train, self.data.y_train
         idx = self.sampler.next()
-        xb, yb = (x, y) if idx is None else (x[idx], y[idx])
-        return self.opt.step(self.loss_fn, xb, yb)
+        if not self.group.active:
+            xb, yb = (x, y) if idx is None else (x[idx], y[idx])
+            return self.opt.step(self.loss_fn, xb, yb)
+        count = self.shards["train"].total if idx is None else len(idx)
+        if idx is not None:  # this rank's part of the global batch
+            local = self.shards["train"].local_part(idx)
+            x, y = x[local], y[local]
+        return self.opt.step(lambda xb, yb: self.loss_fn(xb, yb, count), x, y)
 
     # 4. record (mean squared errors; square roots at the end)
     def record(self, step: int, loss: torch.Tensor) -> None:
         data = self.data
         self.train_mse[step] = loss
-        with torch.no_grad():
-            self.test_mse[step] = _mse(self.model(data.x_test), data.y_test)
-            if self.use_val:
-                self.val_mse[step] = _mse(self.model(data.x_val), data.y_val)
         self.taken = step + 1
+        if self.group.active:
+            return self.record_global(step)
+        self.test_mse[step] = self.mse("test", data.x_test, data.y_test)
+        if self.use_val:
+            self.val_mse[step] = self.mse("val", data.x_val, data.y_val)
+
+    def record_global(self, step: int) -> None:
+        """Several ranks: the test (and validation) MSE and the stop requests in one all-reduce;
+        a stop requested on any rank interrupts every rank after this step."""
+        data, sh = self.data, self.shards
+        with torch.no_grad():
+            parts = [
+                distributed.squared_error(self.model(data.x_test), data.y_test, sh["test"].total)
+            ]
+            if self.use_val:
+                pred = self.model(data.x_val)
+                parts.append(distributed.squared_error(pred, data.y_val, sh["val"].total))
+            parts.append(parts[0].new_tensor(float(self.stop.requested)))
+            sums = self.group.sum_(torch.stack(parts))
+        self.test_mse[step] = sums[0]
+        if self.use_val:
+            self.val_mse[step] = sums[1]
+        if sums[-1] > 0:
+            raise KeyboardInterrupt
 
     # 5a. checks: a non-finite loss, early stopping; True stops the loop
     def stop_check(self, step: int) -> bool:
@@ -283,9 +363,7 @@ class _TrainingRun:
     def finish(self) -> TrainResult:
         if self.use_val and self.stopped in ("completed", "early_stopping"):
             self.best.restore_validation_best()
-        if self.stopped == "completed" and self.best.keep_phase_best(
-            self.data.x_train, self.data.y_train
-        ):
+        if self.stopped == "completed" and self.keep_phase_best():
             loss, step = self.best.phase_best
             self.log(
                 f"kept the state after step {self.first_step + step} (training RMSE "
