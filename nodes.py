@@ -128,6 +128,12 @@ def combine(level: Level, sub: torch.Tensor) -> torch.Tensor:
     gradient is a product of the other factors)."""
     if not level.arities:
         return sub
+    if len(set(level.arities)) == 1:  # one arity: the blocks tile the tail, no gather needed
+        tail = sub[..., level.n_add :].unflatten(-1, (level.n_mult, level.arities[0]))
+        product = tail[..., 0]
+        for j in range(1, level.arities[0]):
+            product = product * tail[..., j]
+        return torch.cat([sub[..., : level.n_add], product], dim=-1) if level.n_add else product
     parts = [sub[..., : level.n_add]]
     for arity in sorted(set(level.arities)):
         starts = [b.start for b in level.blocks() if len(b) == arity]

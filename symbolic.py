@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from arrays import rmse, to_numpy
+from formula_snap import SNAP_SLACK, refine_formula
 from names import default_names
 from nodes import Level, combine, parse_levels
 from symbolic_fit import (
@@ -567,9 +568,21 @@ def symbolify(
     ):
         tries.append(_formulas(shape, chosen_fits, x64, y64, finetune_steps, spread))
     layer_fits, tuned, exprs, formula_rmse = min(tries, key=lambda result: result[3])
+    exprs, formula_rmse = _refined(exprs, shape.names, x64.numpy(), target, formula_rmse)
     edge_r2 = [{edge: fit.r2 for edge, fit in fits.items()} for fits in layer_fits]
     formulas, latex = formula_strings(exprs)
     return SymbolicResult(formulas, latex, exprs, tuned, edge_r2, [], True, formula_rmse)
+
+
+def _refined(exprs, names, x, y, formula_rmse):
+    """The formulas with constants refitted, snapped and simplified (formula_snap.py), when
+    that does not make them fit (x, y) worse."""
+    symbols = input_symbols(names)
+    refined = [refine_formula(e, symbols, x, y[:, k]) for k, e in enumerate(exprs)]
+    refined_rmse = rmse(evaluate_formula(refined, x, names), y)
+    if refined_rmse <= SNAP_SLACK * formula_rmse + 1e-15:
+        return refined, refined_rmse
+    return exprs, formula_rmse
 
 
 @dataclass(frozen=True)

@@ -102,3 +102,21 @@ def test_pruned_edges_and_pruned_models_plot():
         assert len(pages) == 2
         assert rendered_pages(pages[0]) == 1
         assert rendered_pages([plot_edges.network_figure(m, samples["x_train"])]) == 1
+
+
+def test_multiplication_nodes_plot_as_x_nodes_with_named_subnodes():
+    samples = make_samples([3, [1, 2], 1], TARGETS[3])
+    model = make_model([3, [1, 2], 1], samples)
+    assert plot_edges.subnode_names(1, model.levels[1], model.layer_dims) == [
+        "h1.1",
+        "h1.2[1]",
+        "h1.2[2]",
+        "h1.3[1]",
+        "h1.3[2]",
+    ]
+    pages = plot_edges.activation_figures(model, samples["x_train"])
+    assert len(pages) == 2 and rendered_pages(pages[0]) == 1
+    figure = plot_edges.network_figure(model, samples["x_train"])
+    texts = {t.get_text() for ax in figure.axes for t in ax.texts}
+    assert "×" in texts  # the multiplication nodes are drawn as such
+    assert rendered_pages([figure]) == 1

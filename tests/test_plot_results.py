@@ -46,3 +46,13 @@ def test_loss_plot_survives_sparse_and_degenerate_histories():
     ]
     for history in cases:
         assert rendered_pages([plot_results.loss_figure(history, "title")]) == 1
+
+
+def test_input_importance_is_a_bar_per_input_with_the_threshold():
+    figure = plot_results.importance_figure({"m": 0.7, "v": 1.3, "noise": 1e-4}, threshold=0.01)
+    ax = figure.axes[0]
+    widths = sorted(round(p.get_width(), 6) for p in ax.patches)
+    assert widths == [0.0001, 0.7, 1.3]
+    labels = {t.get_text() for t in ax.get_yticklabels()}
+    assert {"m", "v", "noise"} <= labels
+    assert any(abs(line.get_xdata()[0] - 0.01) < 1e-12 for line in ax.lines)
