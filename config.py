@@ -295,6 +295,13 @@ KEYS: dict[str, Key] = {
         _input_range,
         "Sampling range: one pair [lo, hi] for all inputs, or one pair per input.",
     ),
+    "standardize": Key(
+        False,
+        _boolean,
+        "Train in standardised coordinates (inputs mapped to [-1, 1] by their training range, "
+        "outputs to mean 0 and std 1); the saved model, predictions, history and formula stay in "
+        "the data's units.",
+    ),
     "seed": Key(
         0, _integer(0), "Random seed: same seed, config and machine give identical results."
     ),

@@ -6,6 +6,7 @@ several processes (``group``, distributed.py) ``data`` is this rank's shard: tra
 metrics are global, the later phases see `distributed.global_view`, and only rank 0 writes.
 """
 
+import copy
 import sys
 import time
 
@@ -14,6 +15,7 @@ import torch
 import distributed
 import starts
 import training
+import units
 from arrays import rmse, to_numpy
 from datasets import Data
 from errors import ConfigError, UserError
@@ -171,14 +173,22 @@ def fit_formula(cfg, model, data: Data, run: RunFolder, metrics: dict):
     import symbolic  # sympy takes a while to import: only runs that fit formulas pay for it
 
     run.log("fitting symbolic functions to every edge ...")
+    view, x, y = model, data.x_train, data.y_train
+    if model.has_units:  # fit in the network's coordinates, then map back (units.py)
+        view = copy.copy(model)
+        view.has_units = False
+        x = model.net_inputs(x)
+        y = (y - model.out_shift) / model.out_scale
     result = symbolic.symbolify(
-        model,
-        data.x_train,
-        data.y_train,
+        view,
+        x,
+        y,
         library=cfg["symbolic_library"],
         r2_threshold=cfg["symbolic_r2_threshold"],
         finetune_steps=cfg["symbolic_finetune_steps"],
     )
+    if result.ok and model.has_units:
+        result = symbolic.in_data_units(result, model, data.x_train, data.y_train)
     if result.ok:
         pred = symbolic.evaluate_formula(result.exprs, to_numpy(data.x_test), model.input_names)
         result.test_rmse = rmse(pred, to_numpy(data.y_test))
@@ -231,6 +241,31 @@ def draw_plots(run: RunFolder, cfg, model, data: Data, history: History, metrics
     run.log(f"plots written in {time.perf_counter() - t0:.1f} s")
 
 
+def _first_model(cfg, data: Data, model, run: RunFolder, config_path, device, dtype):
+    """The model training starts from (given, or built from the best of cfg["starts"]) and
+    the index of that start; the run folder gets its config and first log lines."""
+    model = build_model(cfg, data, device, dtype) if model is None else model
+    start_run(run, cfg, model, data, config_path, device)
+    start = 0
+    if cfg["init_from"] is None:
+        start = starts.best_start(
+            cfg, data, lambda k: build_model(cfg, data, device, dtype, k), run.log
+        )
+    if start:
+        model = build_model(cfg, data, device, dtype, start)
+    return model, start
+
+
+def _units(cfg, data: Data, group, run: RunFolder):
+    """The standardised coordinates training runs in (units.py), or None."""
+    if not cfg["standardize"] or cfg["init_from"] is not None:
+        return None
+    if group.active or not torch.is_tensor(data.x_train):
+        run.log("standardize: off (it needs the whole training set in one process)")
+        return None
+    return units.units_of(data)
+
+
 def run_experiment(
     cfg,
     data: Data,
@@ -249,17 +284,15 @@ def run_experiment(
     129 SIGHUP; the run folder is complete in every case)."""
     group = group or distributed.SINGLE
     started = time.perf_counter()
-    model = build_model(cfg, data, device, dtype) if model is None else model
-    start_run(run, cfg, model, data, config_path, device)
-    start = 0
-    if cfg["init_from"] is None:
-        start = starts.best_start(
-            cfg, data, lambda k: build_model(cfg, data, device, dtype, k), run.log
-        )
-    if start:
-        model = build_model(cfg, data, device, dtype, start)
+    raw, scale = data, _units(cfg, data, group, run)
+    if scale is not None:
+        data, model = units.standardized(data, scale), None
+    model, start = _first_model(cfg, data, model, run, config_path, device, dtype)
 
     def checkpoint(m, step):
+        if scale is not None:  # a model file is always in the data's units
+            m = copy.deepcopy(m)
+            units.adopt(m, raw, scale)
         run.write_model(m.checkpoint(), cfg, m.architecture())
 
     result = training.train(
@@ -284,6 +317,10 @@ def run_experiment(
         )
         if fine.stopped != "completed":
             stopped, message = fine.stopped, fine.message
+    if scale is not None:  # the model, the history and what follows in the data's units
+        data = units.adopt(model, raw, scale)
+        history.record = units.raw_history(history.record, scale)
+        view = distributed.global_view(data, group, training.MAX_GRID_SAMPLES, cfg["seed"])
     metrics = measure(cfg, model, data, history, stopped, device, group)
     metrics["input_importance"] = importance
     if cfg["starts"] > 1:

@@ -9,6 +9,7 @@ its own knot vectors, so after refinement or range updates the grids differ per 
 import re
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -76,21 +77,57 @@ class SimpleKAN(nn.Module):
             for i, (source, target) in enumerate(zip(self.levels[:-1], self.levels[1:]))
         )
 
+        fk = {"dtype": self.layers[0].knots.dtype, "device": self.layers[0].knots.device}
+        n_out = self.levels[-1].n_nodes
+        for name, size, value in (("in_shift", n_in, 0.0), ("in_scale", n_in, 1.0)) + (
+            ("out_shift", n_out, 0.0),
+            ("out_scale", n_out, 1.0),
+        ):  # the data's units (units.py): identity until `set_units`; kept in the architecture
+            self.register_buffer(name, torch.full((size,), value, **fk), persistent=False)
+        self.has_units = False
+
+    # ------------------------------------------------------------------ units
+    def set_units(self, units) -> None:
+        """Take in a `units.Units` map: the network, trained in standardised coordinates, then
+        maps the data's inputs to the data's outputs."""
+        for name in ("in_shift", "in_scale", "out_shift", "out_scale"):
+            getattr(self, name).copy_(torch.as_tensor(getattr(units, name), dtype=torch.float64))
+        self.has_units = True
+
+    def units(self) -> dict | None:
+        """The units map as plain lists (None: identity)."""
+        if not self.has_units:
+            return None
+        return {
+            n: getattr(self, n).tolist() for n in ("in_shift", "in_scale", "out_shift", "out_scale")
+        }
+
+    def net_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Data inputs → the network's (standardised) coordinates."""
+        return (x - self.in_shift) / self.in_scale if self.has_units else x
+
+    def _data_outputs(self, h: torch.Tensor) -> torch.Tensor:
+        return h * self.out_scale + self.out_shift if self.has_units else h
+
     # ------------------------------------------------------------------ evaluation
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.net_inputs(x)
         for layer, level in zip(self.layers, self.levels[1:]):
             x = combine(level, layer(x))
-        return x
+        return self._data_outputs(x)
 
     def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
         """The same function through each layer's dense reference path (for tests)."""
+        x = self.net_inputs(x)
         for layer, level in zip(self.layers, self.levels[1:]):
             x = combine(level, layer.forward_reference(x))
-        return x
+        return self._data_outputs(x)
 
     def layer_inputs(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The nodes entering each layer, ``[(N, nodes_0), (N, nodes_1), ...]`` (one per layer)."""
+        """The nodes entering each layer, ``[(N, nodes_0), (N, nodes_1), ...]`` (one per layer),
+        in the network's coordinates."""
         inputs = []
+        x = self.net_inputs(x)
         for layer, level in zip(self.layers, self.levels[1:]):
             inputs.append(x)
             x = combine(level, layer(x))
@@ -123,6 +160,7 @@ class SimpleKAN(nn.Module):
         over several processes the global batch's, distributed.global_batch_mean).
         """
         reg = x.new_zeros(())
+        x = self.net_inputs(x)
         for layer, level in zip(self.layers, self.levels[1:]):
             phi = layer.edge_activations(x)  # (N, out, in)
             x = combine(level, phi.sum(dim=2))
@@ -131,7 +169,7 @@ class SimpleKAN(nn.Module):
             p = l1 / (total + 1e-12)
             entropy = -(p * torch.log(p + 1e-12)).sum()
             reg = reg + l1_weight * total + entropy_weight * entropy
-        return x, reg
+        return self._data_outputs(x), reg
 
     # ------------------------------------------------------------------ grids
     @torch.no_grad()
@@ -153,6 +191,7 @@ class SimpleKAN(nn.Module):
         Returns whether any grid moved.
         """
         moved = False
+        x = self.net_inputs(x)
         for index, (layer, level) in enumerate(zip(self.layers, self.levels[1:])):
             span = x
             if index > 0 and margin > 0:
@@ -186,12 +225,12 @@ class SimpleKAN(nn.Module):
             inputs = self.layer_inputs(x)
         if placement == "error" and y is not None:
             with torch.enable_grad():
-                outs, h = [], x
+                outs, h = [], self.net_inputs(x)
                 for layer, level in zip(self.layers, self.levels[1:]):
                     out = layer(h)
                     outs.append(out)
                     h = combine(level, out)
-                loss = ((h - y) ** 2).mean()
+                loss = ((self._data_outputs(h) - y) ** 2).mean()
                 out_grads = torch.autograd.grad(loss, outs)
         carry = carry or [()] * len(self.layers)
         return [
@@ -205,6 +244,7 @@ class SimpleKAN(nn.Module):
         """Attribution of every edge and node from the samples x (KAN 2.0's scores, see
         pruning.py). Returns (edge scores per layer, each (out, in); node scores per level)."""
         phis, subs = [], []
+        x = self.net_inputs(x)
         for layer, level in zip(self.layers, self.levels[1:]):
             phi = layer.edge_activations(x)
             phis.append(phi)
@@ -242,6 +282,8 @@ class SimpleKAN(nn.Module):
             input_names=[self.input_names[i] for i in inputs],
         )
         small.input_range = [list(self.input_range[i]) for i in inputs]
+        if self.has_units:
+            small.set_units(_kept_units(self, inputs))
         for index, (old, new) in enumerate(zip(self.layers, small.layers)):
             rows = torch.tensor(kept.kept_subnodes(index + 1), device=old.knots.device)
             cols = kept.keep_nodes[index]
@@ -279,6 +321,7 @@ class SimpleKAN(nn.Module):
             "dtype": str(self.layers[0].knots.dtype).removeprefix("torch."),
             "input_range": [[float(a), float(b)] for a, b in self.input_range],
             "input_names": list(self.input_names),
+            **({"units": self.units()} if self.has_units else {}),
         }
 
     def checkpoint(self) -> dict:
@@ -311,7 +354,19 @@ class SimpleKAN(nn.Module):
             input_names=arch.get("input_names"),
         )
         model.load_state_dict(state)
+        if isinstance(arch.get("units"), dict):
+            model.set_units(SimpleNamespace(**arch["units"]))
         return model
+
+
+def _kept_units(model: SimpleKAN, inputs: list[int]):
+    """The units map of a pruned model that kept the inputs ``inputs``."""
+    return SimpleNamespace(
+        in_shift=model.in_shift[inputs],
+        in_scale=model.in_scale[inputs],
+        out_shift=model.out_shift,
+        out_scale=model.out_scale,
+    )
 
 
 def _spans_exactly(layer: AdaptiveKANLayer, x: torch.Tensor) -> bool:

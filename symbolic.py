@@ -15,8 +15,9 @@ the formula fits the targets as well as the network does (`fits_as_well`, see `s
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from types import SimpleNamespace
 
 import numpy as np
 import sympy
@@ -583,6 +584,25 @@ def _refined(exprs, names, x, y, formula_rmse):
     if refined_rmse <= SNAP_SLACK * formula_rmse + 1e-15:
         return refined, refined_rmse
     return exprs, formula_rmse
+
+
+def in_data_units(result: "SymbolicResult", model, x, y) -> "SymbolicResult":
+    """``result`` of `symbolify` on a model's standardised view (units.py) → its formulas in the
+    data's symbols and units, constants refitted, snapped and simplified on (x, y)."""
+    from units import raw_formulas
+
+    names = list(model.input_names)
+    symbols = input_symbols(names)
+    units = SimpleNamespace(**model.units())
+    units = SimpleNamespace(
+        **{k: torch.tensor(v, dtype=torch.float64) for k, v in vars(units).items()}
+    )
+    xs, ys = to_numpy(x).astype(float), to_numpy(y).astype(float).reshape(len(to_numpy(x)), -1)
+    exprs = raw_formulas(result.exprs, symbols, units)
+    exprs = [refine_formula(e, symbols, xs, ys[:, k]) for k, e in enumerate(exprs)]
+    formulas, latex = formula_strings(exprs)
+    value = rmse(evaluate_formula(exprs, xs, names), ys)
+    return replace(result, formulas=formulas, latex=latex, exprs=exprs, rmse=value)
 
 
 @dataclass(frozen=True)
