@@ -10,6 +10,7 @@ import copy
 import sys
 import time
 
+import numpy as np
 import torch
 
 import distributed
@@ -167,11 +168,28 @@ def measure(cfg, model, data: Data, history: History, stopped: str, device, grou
     return metrics
 
 
+FORMULA_SLACK = 10.0  # a formula is presented only within this factor of the network's test RMSE
+
+
 def fit_formula(cfg, model, data: Data, run: RunFolder, metrics: dict):
     """Symbolic formulas for the trained model (symbolic.py); written to the run folder and
-    summarised in ``metrics``. Returns the `symbolic.SymbolicResult`."""
+    summarised in ``metrics``. Returns the `symbolic.SymbolicResult`, or None when the network
+    itself does not explain the test data (then there is no law to read off it).
+
+    A formula is presented as found only when every edge has a symbolic fit and the composed
+    formula's test RMSE is within FORMULA_SLACK of the network's; otherwise metrics say "no
+    formula" with the reason, and the best partial form when there is one."""
     import symbolic  # sympy takes a while to import: only runs that fit formulas pay for it
 
+    with torch.no_grad():
+        explained = _explained_variance(model(data.x_test), data.y_test)
+    if explained < cfg["symbolic_r2_threshold"]:
+        return _no_formula(
+            run,
+            metrics,
+            f"no formula: the network explains only R^2 = {explained:.3g} of the test data "
+            "(noise, or a relation this network cannot represent)",
+        )
     run.log("fitting symbolic functions to every edge ...")
     view, x, y = model, data.x_train, data.y_train
     if model.has_units:  # fit in the network's coordinates, then map back (units.py)
@@ -187,27 +205,56 @@ def fit_formula(cfg, model, data: Data, run: RunFolder, metrics: dict):
         r2_threshold=cfg["symbolic_r2_threshold"],
         finetune_steps=cfg["symbolic_finetune_steps"],
     )
-    if result.ok and model.has_units:
-        result = symbolic.in_data_units(result, model, data.x_train, data.y_train)
-    if result.ok:
-        pred = symbolic.evaluate_formula(result.exprs, to_numpy(data.x_test), model.input_names)
-        result.test_rmse = rmse(pred, to_numpy(data.y_test))
-        formulas = result.formulas
-        metrics["formula"] = formulas if len(formulas) > 1 else formulas[0]
-        metrics["formula_test_rmse"] = result.test_rmse
-        run.write_formulas(formulas, result.latex)
-        for k, f in enumerate(formulas):
-            run.log(f"formula y{k + 1} = {f}")
-        run.log(f"formula test_rmse {result.test_rmse:.4e}")
-    else:
+    run.write_symbolic(result.to_dict())
+    if not result.ok:
         where = ", ".join(
             f"layer {la + 1} edge {i + 1}->{j + 1}" for la, j, i in result.unfit_edges
         )
-        metrics["formula"] = None
-        metrics["formula_note"] = f"no formula: edges not symbolic: {where}"
-        run.log(metrics["formula_note"])
-    run.write_symbolic(result.to_dict())
+        _no_formula(run, metrics, f"no formula: edges not symbolic: {where}")
+        return result
+    if model.has_units:
+        result = symbolic.in_data_units(result, model, data.x_train, data.y_train)
+    pred = symbolic.evaluate_formula(result.exprs, to_numpy(data.x_test), model.input_names)
+    result.test_rmse = rmse(pred, to_numpy(data.y_test))
+    network = metrics["test_rmse"]
+    formulas = result.formulas
+    shown = formulas if len(formulas) > 1 else formulas[0]
+    if not result.test_rmse <= FORMULA_SLACK * network + 1e-12 * _spread(data.y_test):
+        _no_formula(
+            run,
+            metrics,
+            f"no formula: the composed formula misses the test data (RMSE "
+            f"{result.test_rmse:.3e}, the network's {network:.3e})",
+            partial=shown,
+        )
+        return None
+    metrics["formula"] = shown
+    metrics["formula_test_rmse"] = result.test_rmse
+    run.write_formulas(formulas, result.latex)
+    for k, f in enumerate(formulas):
+        run.log(f"formula y{k + 1} = {f}")
+    run.log(f"formula test_rmse {result.test_rmse:.4e}")
     return result
+
+
+def _explained_variance(pred: torch.Tensor, y: torch.Tensor) -> float:
+    """The smallest R^2 over the outputs (1 - MSE / variance; a constant output counts as 1)."""
+    var = y.var(dim=0, unbiased=False)
+    mse = ((pred - y) ** 2).mean(dim=0)
+    r2 = torch.where(var > 0, 1 - mse / torch.where(var > 0, var, 1.0), 1.0)
+    return float(r2.min())
+
+
+def _spread(y) -> float:
+    return float(np.ptp(to_numpy(y))) if len(y) else 0.0
+
+
+def _no_formula(run: RunFolder, metrics: dict, note: str, partial=None) -> None:
+    metrics["formula"] = None
+    metrics["formula_note"] = note
+    if partial is not None:
+        metrics["formula_partial"] = partial
+    run.log(note + (f"; best partial form: {partial}" if partial is not None else ""))
 
 
 def write_results(run: RunFolder, cfg, model, data: Data, history: History, metrics, started):
