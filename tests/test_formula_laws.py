@@ -89,3 +89,20 @@ def test_the_width_rule_keeps_the_configs_hidden_widths(tmp_path):
     path.write_text('{"layer_dims": [2, 7, 3, 1]}')
     assert formula_laws.network_dims(path, 4) == [4, 7, 3, 1]
     assert formula_laws.network_dims(formula_laws.DEFAULT_CONFIG, 3)[0] == 3
+
+
+def test_a_run_past_its_timeout_is_no_formula_with_the_reason(tmp_path):
+    record = formula_laws.run_law(KINETIC, 0, formula_laws.DEFAULT_CONFIG, tmp_path, 0.01)
+    assert record["formula"] is None and not record["recovered"]
+    assert record["reason"] == "timed out after 0.01 s"
+
+
+def test_a_failing_run_is_no_formula_with_its_error_line(tmp_path):
+    bad = tmp_path / "bad.input"
+    bad.write_text('{"layer_dims": [2, 3, 1], "no_such_key": 1}')
+    record = formula_laws.run_law(KINETIC, 0, bad, tmp_path, 120)
+    assert record["formula"] is None and not record["recovered"]
+    assert record["reason"].startswith("exit 2: error: ") and "no_such_key" in record["reason"]
+    table = formula_laws.table([record])
+    assert "no formula (exit 2: error: " in table and "| E = m*v**2/2 | 0 |" in table
+    assert formula_laws.summary([record], [0]) == ["recovered 0/1 for seed 0"]
