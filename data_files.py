@@ -43,9 +43,10 @@ class CsvTable:
     lines: list[int]
 
 
-def read_csv(path: str, widths: Sequence[int], hint: str) -> CsvTable:
-    """Read a CSV whose rows have one of ``widths`` columns (all rows the same); ``hint`` says
-    in messages where the widths come from (e.g. "2 inputs + 1 output from layer_dims")."""
+def read_csv(path: str, widths: Sequence[int] | None, hint: str) -> CsvTable:
+    """Read a CSV whose rows have one of ``widths`` columns (None: any, the first row's), all
+    rows the same; ``hint`` says in messages where the widths come from (e.g. "2 inputs + 1
+    output from layer_dims")."""
     file = Path(path)
     if not file.exists():
         raise DataError(f"{path}: cannot read: file not found")
@@ -63,7 +64,8 @@ def read_csv(path: str, widths: Sequence[int], hint: str) -> CsvTable:
                     continue
                 if cells[0].lstrip().startswith("#"):
                     continue
-                if len(cells) not in widths or (width is not None and len(cells) != width):
+                wrong = widths is not None and len(cells) not in widths
+                if wrong or (width is not None and len(cells) != width):
                     raise _width_error(path, line, cells, width or widths, hint)
                 first = width is None
                 width = len(cells)

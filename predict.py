@@ -23,7 +23,8 @@ import cli
 import fileio
 from arrays import as_tensor_like
 from data_files import is_number, read_csv
-from errors import UserError
+from errors import DataError, UserError
+from names import default_names, variable_names
 from run_folder import MODEL_FILE
 from runtime import DEVICES, resolve_device
 from simple_kan import load_model
@@ -67,8 +68,9 @@ def _short(value: float) -> str:
     return text if float(text) == value else repr(value)
 
 
-def _names(n: int) -> str:
-    return ", ".join(f"x{i}" for i in range(1, n + 1)) if n <= 3 else f"x1..x{n}"
+def _names(names: list[str]) -> str:
+    """The inputs as messages show them: all of them up to 3, else first..last."""
+    return ", ".join(names) if len(names) <= 3 else f"{names[0]}..{names[-1]}"
 
 
 def _number(text: str, where: str) -> float:
@@ -81,19 +83,43 @@ def _number(text: str, where: str) -> float:
     return value
 
 
-def read_points_csv(path: str, n_in: int, n_out: int = 0) -> tuple[np.ndarray, list[int]]:
+def read_points_csv(
+    path: str, n_in: int, n_out: int = 0, names: list[str] | None = None
+) -> tuple[np.ndarray, list[int]]:
     """The points ``(N, n_in)`` in a CSV file and the line each came from (the CSV rules of
-    data_files.read_csv). A file of ``n_in + n_out`` columns, like the one the model was
-    trained on, gives its first ``n_in`` columns (the targets are not read)."""
-    hint = f"the model takes {n_in} input{'s' * (n_in != 1)} ({_names(n_in)})"
+    data_files.read_csv).
+
+    With a header that names every input in ``names`` (the model's input names; default
+    x1..xn), columns are matched by name: any order, other columns ignored. A header names
+    its columns as training does (names.py), so ``mass-kg`` is ``mass_kg``. A header
+    lacking a name the model was trained with is an error naming it. Without a header, and
+    for a model trained without one (inputs x1..xn) whatever the header, columns are read
+    by position: a file of ``n_in + n_out`` columns, like the one the model was trained on,
+    gives its first ``n_in`` columns (the targets are not read)."""
+    names = list(names or default_names(n_in, "x"))
+    hint = f"the model takes {n_in} input{'s' * (n_in != 1)} ({_names(names)})"
+    table = read_csv(path, None, hint)
+    if table.header is not None:
+        columns, _ = variable_names(table.header, len(table.header), 0)
+        missing = [name for name in names if name not in columns]
+        if not missing:
+            return table.values[:, [columns.index(name) for name in names]], table.lines
+        if names != default_names(n_in, "x"):
+            raise DataError(
+                f"{path}: the header has no column {', '.join(map(repr, missing))} "
+                f"({hint}; the header names {', '.join(columns)})"
+            )
     widths = (n_in, n_in + n_out) if n_out else (n_in,)
-    table = read_csv(path, widths, hint)
+    if table.values.shape[1] not in widths:
+        read_csv(path, widths, hint)  # raises the width error, naming the first line
     return table.values[:, :n_in], table.lines
 
 
-def _warn_outside(points: np.ndarray, ranges, describe: Callable[[int], str]) -> None:
+def _warn_outside(
+    points: np.ndarray, ranges, describe: Callable[[int], str], names: list[str]
+) -> None:
     """One stderr line when any point lies outside the training range; ``describe(i)`` names
-    point i for the message."""
+    point i for the message, ``names`` the inputs."""
     if ranges is None:
         return
     lo, hi = np.array(ranges, dtype=np.float64).T
@@ -102,7 +128,7 @@ def _warn_outside(points: np.ndarray, ranges, describe: Callable[[int], str]) ->
     if len(rows) == 0:
         return
     columns = ", ".join(
-        f"x{j + 1} [{_short(a)}, {_short(b)}]"
+        f"{names[j]} [{_short(a)}, {_short(b)}]"
         for j, (a, b) in enumerate(ranges)
         if outside[:, j].any()
     )
@@ -177,26 +203,26 @@ def run(argv: list[str]) -> None:
         _check_out(args.out)
     model, _ = load_model(args.run_dir, device)
     n_in, n_out = model.layer_dims[0], model.layer_dims[-1]
-    ranges = model.input_range
+    ranges, inputs = model.input_range, list(model.input_names)
 
     if args.csv is None:
         if len(point) != n_in:
             raise UserError(
                 f"the model in {args.run_dir} takes {n_in} coordinate{'s' * (n_in != 1)} "
-                f"({_names(n_in)}), got {len(point)}"
+                f"({_names(inputs)}), got {len(point)}"
             )
         shown = ", ".join(repr(v) for v in point)
-        _warn_outside(np.array([point]), ranges, lambda i: f"({shown})")
+        _warn_outside(np.array([point]), ranges, lambda i: f"({shown})", inputs)
         values = evaluate(model, [point])[0]
         names = ["f"] if n_out == 1 else [f"f{j}" for j in range(1, n_out + 1)]
         for name, value in zip(names, values):
             print(f"{name}({shown}) = {float(value)!r}")
         return
 
-    points, lines = read_points_csv(args.csv, n_in, n_out)
-    _warn_outside(points, ranges, lambda i: f"{args.csv} line {lines[i]}")
+    points, lines = read_points_csv(args.csv, n_in, n_out, inputs)
+    _warn_outside(points, ranges, lambda i: f"{args.csv} line {lines[i]}", inputs)
     values = evaluate(model, points)
-    header = [f"x{i}" for i in range(1, n_in + 1)] + [f"y{j}" for j in range(1, n_out + 1)]
+    header = inputs + default_names(n_out, "y")
     rows = [",".join(header)]
     rows += [",".join(repr(float(v)) for v in (*p, *y)) for p, y in zip(points, values)]
     text = "\n".join(rows) + "\n"

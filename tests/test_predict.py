@@ -256,7 +256,8 @@ def test_corrupt_model_or_config_file(tmp_path, capsys, damaged):
     [
         ("0.1,0.2\n0.3\n", ["in.csv line 2", "1 column", "takes 2 inputs"]),
         ("x1,x2\n0.1,0.2\n0.3,oops\n", ["in.csv line 3, column 2", "'oops'"]),
-        ("x1,x2,y,z\n0.1,0.2,0.3,0.4\n", ["in.csv line 1", "4 columns", "takes 2 inputs"]),
+        ("a,b,c,d\n0.1,0.2,0.3,0.4\n", ["in.csv line 1", "4 columns", "takes 2 inputs"]),
+        ("0.1,0.2,0.3,0.4\n", ["in.csv line 1", "4 columns", "takes 2 inputs"]),
         ("x1,x2\n\n", ["in.csv", "no data rows"]),
     ],
 )
@@ -319,3 +320,84 @@ def test_run_predict_script_predicts_relative_to_the_callers_directory(run_dir, 
     lines = (tmp_path / "pred.csv").read_text().splitlines()
     assert lines[0] == "x1,x2,y1"
     assert float(lines[1].split(",")[2]) == loaded_output(run_dir, [0.1, -0.7])[0]
+
+
+# ------------------------------------------------------------------------------ names
+
+
+@pytest.fixture(scope="module")
+def named_run(tmp_path_factory):
+    """A run whose model was trained on a CSV with header mass,speed,energy."""
+    torch.manual_seed(1)
+    cfg = config.validate_config(dict(config.DEFAULTS, target_function="x1"), "test")
+    model = SimpleKAN(
+        [2, 3, 1], grid_size=4, noise_scale=0.5, dtype=torch.float64, input_names=["mass", "speed"]
+    )
+    run_dir = tmp_path_factory.mktemp("named") / "run"
+    run_dir.mkdir()
+    model.save_model(run_dir, cfg)
+    return run_dir
+
+
+POINTS = [[0.1, -0.7], [0.5, 0.25], [-1.0, 1.0]]  # (mass, speed)
+
+
+def csv_text(header: list[str], columns: dict[str, list[float]]) -> str:
+    rows = zip(*(columns[name] for name in header))
+    return ",".join(header) + "\n" + "".join(",".join(map(repr, row)) + "\n" for row in rows)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        ["mass", "speed"],
+        ["speed", "mass"],
+        ["energy", "speed", "note", "mass"],
+        [" speed", "mass "],
+    ],
+)
+def test_csv_with_a_header_is_read_by_name_in_any_order_with_extra_columns(
+    named_run, tmp_path, capsys, header
+):
+    mass, speed = np.array(POINTS).T.tolist()
+    columns = {"mass": mass, "speed": speed, " speed": speed, "energy": [9.0] * 3}
+    columns["note"] = [-5.0] * 3
+    columns["mass "] = mass
+    (tmp_path / "in.csv").write_text(csv_text(header, columns))
+    rc, out, err = run_cli([named_run, "--csv", tmp_path / "in.csv"], capsys)
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "mass,speed,y1"
+    table = np.array([[float(c) for c in line.split(",")] for line in lines[1:]])
+    assert table[:, :2].tolist() == POINTS
+    assert table[:, 2:].tolist() == predict.predict(named_run, POINTS).tolist()
+
+
+def test_a_header_missing_an_input_name_is_one_error_line_naming_it(named_run, tmp_path, capsys):
+    (tmp_path / "in.csv").write_text("mass,velocity\n0.1,0.2\n")
+    assert_cli_error(
+        [named_run, "--csv", tmp_path / "in.csv"],
+        capsys,
+        "in.csv",
+        "no column 'speed'",
+        "mass, velocity",
+    )
+
+
+def test_a_file_without_header_is_read_by_position_for_a_named_model(named_run, tmp_path, capsys):
+    (tmp_path / "in.csv").write_text("0.1,-0.7\n0.5,0.25\n-1.0,1.0\n")
+    rc, out, err = run_cli([named_run, "--csv", tmp_path / "in.csv"], capsys)
+    assert rc == 0, err
+    values = [float(line.split(",")[2]) for line in out.splitlines()[1:]]
+    assert values == predict.predict(named_run, POINTS)[:, 0].tolist()
+
+
+def test_a_header_of_other_names_is_read_by_position_for_a_model_without_names(
+    run_dir, tmp_path, capsys
+):
+    (tmp_path / "in.csv").write_text("x2,x1,y\n0.1,-0.7,3\n")  # by name: x1 = -0.7
+    rc, out, _ = run_cli([run_dir, "--csv", tmp_path / "in.csv"], capsys)
+    assert rc == 0 and out.splitlines()[1].startswith("-0.7,0.1,")
+    (tmp_path / "in.csv").write_text("a,b,y\n0.1,-0.7,3\n")  # no names: by position
+    rc, out, _ = run_cli([run_dir, "--csv", tmp_path / "in.csv"], capsys)
+    assert rc == 0 and out.splitlines()[1].startswith("0.1,-0.7,")
