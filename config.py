@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from classes import check_task
 from errors import ConfigError, DataError
 from knots import KNOT_PLACEMENTS
 from layer_kernels import BASE_ACTIVATIONS
@@ -478,11 +479,7 @@ def _resolve(given: dict, origins: dict[str, str], fallback: str) -> dict:
         raise ConfigError(f"{where('mult_arity', 'layer_dims')}: layer_dims: {problem}") from None
     n_in, n_out = cfg["layer_dims"][0], cfg["layer_dims"][-1]
     explicit_target = given.get("target_function") is not None
-    if cfg["task"] == "classification" and cfg["data_file"] is None:
-        raise ConfigError(
-            f"{where('task')}: task classification reads its labels from data_file's last "
-            "column: set data_file (target_function is for regression)"
-        )
+    check_task(cfg, where)
     if cfg["data_file"] is not None:
         if explicit_target:
             places = " and ".join(dict.fromkeys([where("data_file"), where("target_function")]))

@@ -3,6 +3,7 @@
 #   ./run_benchmarks.sh speed [options]   training-step time and memory beside the peers
 #   ./run_benchmarks.sh toys [options]    the KAN paper's toy functions, test RMSE per grid size
 #   ./run_benchmarks.sh memory [options]  the memory estimate against the peak RSS of real runs
+#   ./run_benchmarks.sh classification [options]  iris, breast cancer, two moons: KAN beside an MLP
 # Pass --help after the name for its options. Results: printed, and under benchmarks/results/.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -10,8 +11,9 @@ case "${1:-}" in
     speed) script=bench_speed.py ;;
     toys) script=paper_toys.py ;;
     memory) script=bench_memory.py ;;
+    classification) script=bench_classification.py ;;
     *)
-        echo "usage: ./run_benchmarks.sh speed|toys|memory [options]" >&2
+        echo "usage: ./run_benchmarks.sh speed|toys|memory|classification [options]" >&2
         exit 2
         ;;
 esac

@@ -104,3 +104,12 @@ def test_classification_without_data_file_is_one_line_error(capsys):
     code = pykan_mit.main(["--set", "task=classification", "--check"])
     err = capsys.readouterr().err
     assert code == 2 and "set data_file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_classification_with_symbolic_is_one_line_error(write_file, capsys):
+    data = write_file("0,1,a\n1,0,b\n2,2,a\n")
+    args = ["--set", "task=classification", "--set", "target_function=null", "--set"]
+    args += [f"data_file={data}", "--set", "layer_dims=[2,2]", "--set", "symbolic=true", "--check"]
+    code = pykan_mit.main(args)
+    err = capsys.readouterr().err
+    assert code == 2 and "symbolic" in err and len(err.strip().splitlines()) == 1
