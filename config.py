@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from classes import check_task
 from errors import ConfigError, DataError
 from knots import KNOT_PLACEMENTS
 from layer_kernels import BASE_ACTIVATIONS
@@ -23,6 +24,8 @@ from optimizers import OPTIMIZERS
 from runtime import DEVICES, DTYPES
 from schedule import UPDATE_STRATEGIES
 from targets import FUNCTIONS, compile_target
+
+TASKS = ("regression", "classification")
 
 FUNCTION_NAMES = tuple(FUNCTIONS)
 
@@ -290,6 +293,13 @@ KEYS: dict[str, Key] = {
         "CSV (inputs first, last n_out columns targets, header optional) or .npz with arrays x "
         "and y; replaces target_function.",
     ),
+    "task": Key(
+        "regression",
+        _choice(*TASKS),
+        '"regression" or "classification": the data_file\'s last column (y for .npz) holds '
+        "class labels (integers or text), one network output per class (n_out = the number of "
+        "classes), cross-entropy loss; needs data_file.",
+    ),
     "input_range": Key(
         [-1, 1],
         _input_range,
@@ -476,6 +486,7 @@ def _resolve(given: dict, origins: dict[str, str], fallback: str) -> dict:
         raise ConfigError(f"{where('mult_arity', 'layer_dims')}: layer_dims: {problem}") from None
     n_in, n_out = cfg["layer_dims"][0], cfg["layer_dims"][-1]
     explicit_target = given.get("target_function") is not None
+    check_task(cfg, where)
     if cfg["data_file"] is not None:
         if explicit_target:
             places = " and ".join(dict.fromkeys([where("data_file"), where("target_function")]))

@@ -89,6 +89,8 @@ def make_data(cfg: dict, device, dtype, progress=None) -> datasets.Data:
             )
         return datasets.make_data(cfg, device, dtype, progress=progress)
     path = cfg["data_file"]
+    if cfg["task"] == "classification":
+        raise DataError(f"{path}: task classification reads a CSV or .npz file, not a data store")
     values, header = open_store(path)
     n_in, n_out = cfg["layer_dims"][0], cfg["layer_dims"][-1]
     if values.shape[1] != n_in + n_out:

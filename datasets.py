@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from classes import read_labelled_file
 from data_files import read_data_file
 from errors import DataError
 from names import default_names, variable_names
@@ -82,9 +83,8 @@ def make_data(cfg: dict, device: torch.device | str, dtype: torch.dtype, progres
     early_stopping = cfg["early_stopping_patience"] is not None
     if cfg["data_file"] is not None:
         path, test_size = cfg["data_file"], cfg["test_size"]
-        x_np, y_np, header = read_data_file(path, n_in, n_out)
+        x_np, y_np, input_names, output_names = _read_file(cfg, path, n_in, n_out)
         x_all, y_all = torch.from_numpy(x_np), torch.from_numpy(y_np)
-        input_names, output_names = variable_names(header, n_in, n_out)
         needed = test_size + 1 + early_stopping
         if len(x_all) < needed:
             raise DataError(
@@ -142,6 +142,16 @@ def make_data(cfg: dict, device: torch.device | str, dtype: torch.dtype, progres
         input_names=input_names,
         output_names=output_names,
     )
+
+
+def _read_file(cfg: dict, path: str, n_in: int, n_out: int):
+    """(x, y, input names, output names) of a data file; for classification y holds one-hot
+    rows and the output names are the classes (classes.py)."""
+    if cfg["task"] == "classification":
+        x, y, classes, header = read_labelled_file(path, n_in, n_out)
+        return x, y, variable_names(header[:n_in] + ["y"] if header else None, n_in, 1)[0], classes
+    x, y, header = read_data_file(path, n_in, n_out)
+    return x, y, *variable_names(header, n_in, n_out)
 
 
 def shuffle_generator(seed: int) -> torch.Generator:

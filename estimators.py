@@ -1,4 +1,6 @@
-"""scikit-learn estimators: `KANRegressor`, a `SimpleKAN` trained by `fitting.fit`.
+"""scikit-learn estimators: `KANRegressor` and `KANClassifier`, a `SimpleKAN` trained by
+`fitting.fit` (the classifier with ``task: "classification"``: one logit per class, the
+cross-entropy loss, probabilities by the softmax).
 
 scikit-learn is an optional dependency, imported only here. The parameters are the config keys
 that shape the network (``hidden_dims``, ``grid_size``, ``spline_degree``, ``base_activation``,
@@ -8,14 +10,16 @@ the training inputs; the grid range then follows the data as in every run. ``dty
 to float64 (small tabular data sets; predictions then do not depend on the batch order even in
 the last bits) and ``progress_bar`` to off (estimators are fitted many times inside searches).
 
-`check_estimator` passes; we skip none of its checks. scikit-learn itself skips two where an
-optional part is absent: check_array_api_input (SCIPY_ARRAY_API unset) and
-check_regressor_data_not_an_array (pandas not installed).
+`check_estimator` passes for both; we skip none of its checks. scikit-learn itself skips two
+per estimator where an optional part is absent: check_array_api_input (SCIPY_ARRAY_API unset)
+and check_regressor_data_not_an_array / check_classifier_data_not_an_array (pandas not
+installed).
 """
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 import config
@@ -90,9 +94,14 @@ class KANRegressor(RegressorMixin, BaseEstimator):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64)
         y2 = y.reshape(len(y), -1)
         self.n_outputs_, self._y_1d = y2.shape[1], y.ndim == 1
+        self._fit_model(X, y2, self.n_outputs_, {})
+        return self
+
+    def _fit_model(self, X, targets, n_out: int, keys: dict) -> None:
+        """Build ``model_`` ([n_features, *hidden_dims, n_out]) and train it on targets."""
         params = self.get_params()
         model_keys = {k: params.pop(k) for k in self.MODEL_PARAMS}
-        dims = [X.shape[1], *model_keys["hidden_dims"], self.n_outputs_]
+        dims = [X.shape[1], *model_keys["hidden_dims"], n_out]
         checked = config.check_keys(
             {
                 "layer_dims": dims,
@@ -113,14 +122,48 @@ class KANRegressor(RegressorMixin, BaseEstimator):
                 base_activation=checked["base_activation"],
                 dtype=getattr(torch, checked["dtype"]),
             )
-        self.history_ = fitting.fit(model, X, y2, log=None, **params)
+        self.history_ = fitting.fit(model, X, targets, log=None, **params, **keys)
         self.model_ = model.eval()
-        return self
 
-    def predict(self, X):
+    def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         like = self.model_.layers[0].knots
         with torch.no_grad():
-            y = to_numpy(self.model_(torch.tensor(X).to(like)))
+            return to_numpy(self.model_(torch.tensor(X).to(like)))
+
+    def predict(self, X):
+        y = self._outputs(X)
         return y[:, 0] if self._y_1d else y
+
+
+class KANClassifier(ClassifierMixin, KANRegressor):
+    """A KAN classifier: ``[n_features, *hidden_dims, n_classes]`` logits trained with the
+    cross-entropy (``task: "classification"``); labels of any kind (integers, text).
+
+    Fitted attributes: ``classes_``, ``model_``, ``history_``, ``n_features_in_``. A target
+    with one class only gives one output whose probability is 1.
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = False
+        tags.regressor_tags = None  # set by KANRegressor's RegressorMixin further up the chain
+        return tags
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self.classes_, index = np.unique(y, return_inverse=True)
+        onehot = np.eye(len(self.classes_))[index]
+        self._fit_model(X, onehot, len(self.classes_), {"task": "classification"})
+        return self
+
+    def predict_proba(self, X):
+        logits = self._outputs(X)
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        best = self._outputs(X).argmax(axis=1)  # checks first that the estimator is fitted
+        return self.classes_[best]

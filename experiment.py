@@ -13,6 +13,7 @@ import time
 import numpy as np
 import torch
 
+import classes
 import distributed
 import starts
 import training
@@ -32,7 +33,7 @@ class History:
     """history.json: the per-step RMSEs of every training phase, one after the other, the grid
     and pruning events, and the phases' step ranges."""
 
-    KEYS = ("step", "train_rmse", "test_rmse", "val_rmse")
+    KEYS = ("step", "train_rmse", "test_rmse", "val_rmse", "train_loss", "test_loss", "val_loss")
 
     def __init__(self, first: training.TrainResult, name: str = "train"):
         self.record = {**first.history, "events": list(first.events), "phases": []}
@@ -138,6 +139,8 @@ def prune_and_finetune(
 
 def measure(cfg, model, data: Data, history: History, stopped: str, device, group=None) -> dict:
     group = group or distributed.SINGLE
+    if cfg["task"] == "classification":
+        return measure_classes(cfg, model, data, history, stopped, device)
     if group.active or not torch.is_tensor(data.x_train):  # several ranks, or rows on disk
         train_rmse = distributed.split_rmse(group, model, data.x_train, data.y_train)
         test_rmse = distributed.split_rmse(group, model, data.x_test, data.y_test)
@@ -165,6 +168,39 @@ def measure(cfg, model, data: Data, history: History, stopped: str, device, grou
         metrics["processes"] = group.world
     if data.x_val is not None:
         metrics["val_rmse"] = distributed.split_rmse(group, model, data.x_val, data.y_val)
+    return metrics
+
+
+def measure_classes(cfg, model, data: Data, history: History, stopped: str, device) -> dict:
+    """metrics.json of a classification: accuracy, log-loss and the rows of every class, for
+    each split (classes.py)."""
+    names = list(data.output_names)
+    metrics = {"project_name": cfg["project_name"], "task": "classification", "classes": names}
+    splits = {"train": (data.x_train, data.y_train), "test": (data.x_test, data.y_test)}
+    if data.x_val is not None:
+        splits["val"] = (data.x_val, data.y_val)
+    counts = {}
+    with torch.no_grad():
+        for split, (x, y) in splits.items():
+            for key, value in classes.classification_metrics(model(x), y).items():
+                metrics[f"{split}_{key}"] = value
+            counts[split] = classes.class_counts(y, names)
+    metrics["class_counts"] = counts
+    metrics.update(
+        {
+            "num_parameters": model.num_parameters,
+            "layer_dims": model.layer_dims,
+            "grid_sizes": model.grid_sizes,
+            "spline_degree": model.spline_degree,
+            "steps": history.steps,
+            "stopped": stopped,
+            "refinements": [e for e in history.record["events"] if e["kind"] == "refine"],
+            "training_points": len(data.x_train),
+            "test_points": len(data.x_test),
+            "device": str(device),
+            "dtype": cfg["dtype"],
+        }
+    )
     return metrics
 
 
@@ -269,8 +305,16 @@ def write_results(run: RunFolder, cfg, model, data: Data, history: History, metr
     run.write_history(history.record)
     metrics["wall_time_s"] = round(time.perf_counter() - started, 3)
     run.write_metrics(metrics)
+    if "train_rmse" in metrics:
+        scores = f"train_rmse {metrics['train_rmse']:.4e}  test_rmse {metrics['test_rmse']:.4e}"
+    else:
+        scores = f"train_accuracy {metrics['train_accuracy']:.4f}  " + (
+            f"test_accuracy {metrics['test_accuracy']:.4f}"
+            if metrics["test_accuracy"] is not None
+            else ""
+        )
     run.log(
-        f"done: train_rmse {metrics['train_rmse']:.4e}  test_rmse {metrics['test_rmse']:.4e}  "
+        f"done: {scores}  "
         f"dims {model.layer_dims}  grid {model.grid_sizes}  {metrics['wall_time_s']:.1f} s"
     )
     return samples
@@ -305,7 +349,7 @@ def _first_model(cfg, data: Data, model, run: RunFolder, config_path, device, dt
 
 def _units(cfg, data: Data, group, run: RunFolder):
     """The standardised coordinates training runs in (units.py), or None."""
-    if not cfg["standardize"] or cfg["init_from"] is not None:
+    if not cfg["standardize"] or cfg["init_from"] is not None or cfg["task"] != "regression":
         return None
     if group.active or not torch.is_tensor(data.x_train):
         run.log("standardize: off (it needs the whole training set in one process)")

@@ -199,6 +199,7 @@ def fit(
     record = dict(history.record)
     if x_test is None:
         record.pop("test_rmse", None)
+        record.pop("test_loss", None)
     return {**record, "stopped": result.stopped, "message": result.message}
 
 
@@ -233,5 +234,6 @@ def _write_run(run: RunFolder, cfg: dict, model, data: Data, history: History, s
     run.write_model(model.checkpoint(), cfg, model.architecture())
     run.write_history(history.record)
     if len(data.x_test) == 0:
-        metrics.pop("test_rmse")
+        for key in ("test_rmse", "test_accuracy", "test_log_loss"):
+            metrics.pop(key, None)
     run.write_metrics(metrics)

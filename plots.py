@@ -31,9 +31,11 @@ from plot_style import STYLE, thin_rows
 from run_folder import (
     ACTIVATIONS_PLOT_FILE,
     COMPARISON_PLOT_FILE,
+    CONFUSION_PLOT_FILE,
     IMPORTANCE_PLOT_FILE,
     LOSS_PLOT_FILE,
     NETWORK_PLOT_FILE,
+    REGIONS_PLOT_FILE,
     RunFolder,
     activations_plot_file,
 )
@@ -73,6 +75,8 @@ def plot_all(
             NETWORK_PLOT_FILE: [plot_edges.network_figure(model, x, symbolic, title)]
         },
     }
+    if config.get("task") == "classification":
+        _class_jobs(jobs, model, history, samples, metrics, title)
     importance = (metrics or {}).get("input_importance")
     if importance:
         threshold = config.get("prune_threshold") if config.get("prune") else None
@@ -92,6 +96,24 @@ def plot_all(
             warnings.warn(message, PlotWarning, stacklevel=2)
             failures.append(message)
     return failures
+
+
+def _class_jobs(jobs: dict, model, history: dict, samples: dict, metrics: dict, title) -> None:
+    """A classification's plots replace the RMSE history and the target comparison."""
+    import plot_classes
+
+    names = (metrics or {}).get("classes") or [str(k) for k in range(model.layer_dims[-1])]
+    jobs.pop(COMPARISON_PLOT_FILE)
+    jobs[LOSS_PLOT_FILE] = lambda: {LOSS_PLOT_FILE: [plot_classes.loss_figure(history, title)]}
+    jobs[CONFUSION_PLOT_FILE] = lambda: {
+        CONFUSION_PLOT_FILE: [plot_classes.confusion_figure(model, samples, names, title)]
+    }
+    if model.layer_dims[0] == 2:
+        jobs[REGIONS_PLOT_FILE] = lambda: {
+            REGIONS_PLOT_FILE: [
+                plot_classes.regions_figure(model, samples, names, model.input_names, title)
+            ]
+        }
 
 
 def plot_run(run_dir) -> list[str]:

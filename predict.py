@@ -21,11 +21,12 @@ import torch
 
 import cli
 import fileio
+import run_folder
 from arrays import as_tensor_like
 from data_files import is_number, read_csv
 from errors import DataError, UserError
 from names import default_names, variable_names
-from run_folder import MODEL_FILE
+from run_folder import METRICS_FILE, MODEL_FILE
 from runtime import DEVICES, resolve_device
 from simple_kan import load_model
 
@@ -49,6 +50,23 @@ def evaluate(model: torch.nn.Module, points) -> np.ndarray:
     x = as_tensor_like(array, next(model.parameters()))
     with torch.no_grad():
         return model(x).cpu().numpy()
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities (N, C) of logits (N, C)."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def class_names(run_dir, n_classes: int) -> list[str]:
+    """The classes of a classification run, from its metrics.json (class k if it has none)."""
+    metrics_file = run_folder.model_paths(run_dir)[0].parent / METRICS_FILE
+    names = None
+    if metrics_file.is_file():
+        names = fileio.read_json_object(metrics_file, "metrics").get("classes")
+    if not isinstance(names, list) or len(names) != n_classes:
+        return [str(k) for k in range(n_classes)]
+    return [str(name) for name in names]
 
 
 def predict(run_dir, points, device: str = "cpu") -> np.ndarray:
@@ -201,9 +219,10 @@ def run(argv: list[str]) -> None:
     point = [_number(t, f"coordinate x{i}") for i, t in enumerate(args.coordinates, 1)]
     if args.out is not None:
         _check_out(args.out)
-    model, _ = load_model(args.run_dir, device)
+    model, config = load_model(args.run_dir, device)
     n_in, n_out = model.layer_dims[0], model.layer_dims[-1]
     ranges, inputs = model.input_range, list(model.input_names)
+    names = class_names(args.run_dir, n_out) if config.get("task") == "classification" else None
 
     if args.csv is None:
         if len(point) != n_in:
@@ -214,6 +233,12 @@ def run(argv: list[str]) -> None:
         shown = ", ".join(repr(v) for v in point)
         _warn_outside(np.array([point]), ranges, lambda i: f"({shown})", inputs)
         values = evaluate(model, [point])[0]
+        if names is not None:
+            probabilities = softmax(values[None])[0]
+            print(f"class({shown}) = {names[int(values.argmax())]}")
+            for name, p in zip(names, probabilities):
+                print(f"p({name}) = {float(p)!r}")
+            return
         names = ["f"] if n_out == 1 else [f"f{j}" for j in range(1, n_out + 1)]
         for name, value in zip(names, values):
             print(f"{name}({shown}) = {float(value)!r}")
@@ -223,8 +248,17 @@ def run(argv: list[str]) -> None:
     _warn_outside(points, ranges, lambda i: f"{args.csv} line {lines[i]}", inputs)
     values = evaluate(model, points)
     header = inputs + default_names(n_out, "y")
+    if names is not None:
+        header = header[:n_in] + ["class"] + [f"p_{name}" for name in names]
+        best = [names[k] for k in values.argmax(axis=1)]
+        values = softmax(values)
     rows = [",".join(header)]
-    rows += [",".join(repr(float(v)) for v in (*p, *y)) for p, y in zip(points, values)]
+    rows += [
+        ",".join(
+            [repr(float(v)) for v in p] + ([best[i]] if names else []) + [repr(float(v)) for v in y]
+        )
+        for i, (p, y) in enumerate(zip(points, values))
+    ]
     text = "\n".join(rows) + "\n"
     if args.out is None:
         sys.stdout.write(text)

@@ -4,6 +4,7 @@
 #   ./run_benchmarks.sh toys [options]    the KAN paper's toy functions, test RMSE per grid size
 #   ./run_benchmarks.sh memory [options]  the memory estimate against the peak RSS of real runs
 #   ./run_benchmarks.sh formulas [options] ten physics laws from CSV files: formula recovered?
+#   ./run_benchmarks.sh classification [options]  iris, breast cancer, two moons: KAN beside an MLP
 # Pass --help after the name for its options. Results: printed, and under benchmarks/results/.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -12,8 +13,9 @@ case "${1:-}" in
     toys) script=paper_toys.py ;;
     memory) script=bench_memory.py ;;
     formulas) script=formula_laws.py ;;
+    classification) script=bench_classification.py ;;
     *)
-        echo "usage: ./run_benchmarks.sh speed|toys|memory|formulas [options]" >&2
+        echo "usage: ./run_benchmarks.sh speed|toys|memory|formulas|classification [options]" >&2
         exit 2
         ;;
 esac

@@ -35,6 +35,8 @@ ACTIVATIONS_PLOT_FILE = "layer_{n}_activations.pdf"  # n = 1 .. number of layers
 COMPARISON_PLOT_FILE = "3d_comparison_with_info.pdf"
 NETWORK_PLOT_FILE = "network_diagram.pdf"
 IMPORTANCE_PLOT_FILE = "input_importance.pdf"
+CONFUSION_PLOT_FILE = "confusion_matrix.pdf"  # classification
+REGIONS_PLOT_FILE = "decision_regions.pdf"  # classification with two inputs
 
 
 def activations_plot_file(layer: int) -> str:

@@ -212,6 +212,7 @@ class SimpleKAN(nn.Module):
         placement: str = "error",
         y: torch.Tensor | None = None,
         carry: list | None = None,
+        loss=None,
     ) -> list:
         """Refine every layer in place (see `AdaptiveKANLayer.refine`); the output is preserved
         exactly when new knots are inserted. With targets ``y`` and placement "error", knots go
@@ -219,6 +220,8 @@ class SimpleKAN(nn.Module):
         before any product: the residual is carried back through multiplication nodes) is
         concentrated. ``carry``: per layer, tensors shaped like its ``coef`` to put through the
         same insertion (returned per layer, None where a layer was re-gridded by least squares).
+        ``loss(output, y)`` replaces the mean squared error (e.g. the cross-entropy of
+        classification, whose gradient w.r.t. the logits is the residual softmax - one-hot).
         """
         out_grads = [None] * len(self.layers)
         with torch.no_grad():
@@ -230,8 +233,9 @@ class SimpleKAN(nn.Module):
                     out = layer(h)
                     outs.append(out)
                     h = combine(level, out)
-                loss = ((self._data_outputs(h) - y) ** 2).mean()
-                out_grads = torch.autograd.grad(loss, outs)
+                h = self._data_outputs(h)
+                value = ((h - y) ** 2).mean() if loss is None else loss(h, y)
+                out_grads = torch.autograd.grad(value, outs)
         carry = carry or [()] * len(self.layers)
         return [
             layer.refine(inp, k=k, grid_size=grid_size, placement=placement, out_grad=g, carry=c)

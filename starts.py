@@ -31,6 +31,15 @@ def trial_steps(cfg: dict) -> int:
     return min(cfg["num_steps"], max(cfg["num_steps"] // 10, MIN_START_STEPS))
 
 
+_SCORE_NAMES = {"regression": "rmse", "classification": "log-loss"}
+
+
+def _score(cfg: dict, pred: torch.Tensor, y: torch.Tensor) -> float:
+    if cfg["task"] == "classification":
+        return float(training.LOSSES["classification"](pred, y))
+    return rmse(pred, y)
+
+
 def best_start(cfg: dict, data: Data, build: Callable[[int], torch.nn.Module], log) -> int:
     """The start (0 .. starts-1) whose trial run scores best; logs one line per start."""
     if cfg["starts"] == 1:
@@ -42,9 +51,9 @@ def best_start(cfg: dict, data: Data, build: Callable[[int], torch.nn.Module], l
         model = build(start)
         result = training.train(cfg, model, data, num_steps=steps, log=lambda _: None)
         with torch.no_grad():
-            score = rmse(model(x), y) if result.stopped in ("completed", "early_stopping") else None
+            score = _score(cfg, model(x), y) if result.stopped in training.FINISHED else None
         scores.append(float("inf") if score is None or score != score else score)
-        shown = "failed" if score is None else f"rmse {score:.4e}"
+        shown = "failed" if score is None else f"{_SCORE_NAMES[cfg['task']]} {score:.4e}"
         log(f"start {start + 1}/{cfg['starts']} (seed {start_seed(cfg, start)}): {shown}")
         if result.stopped == "interrupted":
             log("trial starts interrupted: going on with the best so far")

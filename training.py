@@ -24,11 +24,14 @@ import torch
 
 import distributed
 from best_state import BestState
+from classes import cross_entropy
 from datasets import Data
+from errors import ConfigError
 from optimizers import Optimizer, adam_moments, restore_adam_moments
 from schedule import RefinementTrigger, next_grid_size
 from simple_kan import SimpleKAN
 
+FINISHED = ("completed", "early_stopping")  # stops after which a model counts as trained
 CHECK_EVERY = 10  # steps between host syncs for the plateau and non-finite checks
 PROGRESS_EVERY = 50  # steps between progress updates
 MAX_GRID_SAMPLES = 20000  # samples used for grid updates and refinements (a random subset)
@@ -77,6 +80,17 @@ class BatchSampler:
 
 def _mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.mean((pred - y) ** 2)
+
+
+LOSSES = {"regression": _mse, "classification": cross_entropy}  # by cfg["task"]
+
+
+def history_keys(task: str) -> tuple[str, str, str]:
+    """The history's (train, test, validation) keys: RMSEs for regression, the cross-entropy
+    (log-loss) itself for classification."""
+    if task == "classification":
+        return "train_loss", "test_loss", "val_loss"
+    return "train_rmse", "test_rmse", "val_rmse"
 
 
 def train(
@@ -137,6 +151,8 @@ class _TrainingRun:
         self.steps = cfg["num_steps"] if num_steps is None else num_steps
         self.first_step = first_step
         self.regularize = cfg["use_regularization"] if regularize is None else regularize
+        self.loss = LOSSES[cfg["task"]]
+        self.classify = cfg["task"] == "classification"
         x = data.x_train
         self.group = distributed.SINGLE
         self.sampler = BatchSampler(len(x), cfg["batch_size"], cfg["seed"], x.device)
@@ -164,6 +180,8 @@ class _TrainingRun:
         and gradients are summed over the ranks (see distributed.py)."""
         if not group.active:
             return
+        if self.classify:
+            raise ConfigError("task classification runs in one process (not under torchrun)")
         data, cfg = self.data, self.cfg
         self.group = group
         self.shards = {
@@ -187,7 +205,7 @@ class _TrainingRun:
     def loss_fn(self, xb: torch.Tensor, yb: torch.Tensor, count: int | None = None):
         """(MSE, penalty or None) of a batch; with ``count`` (several ranks) this rank's share of
         the MSE over the global batch of ``count`` rows."""
-        mse = _mse if count is None else lambda p, y: distributed.squared_error(p, y, count)
+        mse = self.loss if count is None else lambda p, y: distributed.squared_error(p, y, count)
         if self.regularize:
             mean = None if count is None else distributed.global_batch_mean(self.group, count)
             pred, reg = self.model.forward_regularized(
@@ -200,7 +218,7 @@ class _TrainingRun:
         """The MSE of the current model on a whole split (global over the ranks)."""
         with torch.no_grad():
             if not self.group.active:
-                return _mse(self.model(x), y)
+                return self.loss(self.model(x), y)
             return distributed.global_mse(self.group, self.model(x), y, self.shards[which].total)
 
     def _grid_samples(self):
@@ -218,7 +236,8 @@ class _TrainingRun:
     def keep_phase_best(self) -> bool:
         x, y = self.data.x_train, self.data.y_train
         if not self.group.active:
-            return self.best.keep_phase_best(x, y)
+            current = (lambda: float(self.mse("train", x, y))) if self.classify else None
+            return self.best.keep_phase_best(x, y, mse=current)
         return self.best.keep_phase_best(x, y, mse=lambda: float(self.mse("train", x, y)))
 
     # 1. the grid range follows the data early in training
@@ -255,6 +274,7 @@ class _TrainingRun:
             placement=self.cfg["knot_placement"],
             y=ys,
             carry=[m[1:] for m in moments],
+            loss=self.loss,
         )
         distributed.sync_model(self.group, self.model)
         self.opt = self.new_optimizer(old=self.opt)
@@ -338,18 +358,24 @@ class _TrainingRun:
         done, last = step + 1, step + 1 == self.steps
         gstep = self.first_step + step
         if done % self.cfg["log_interval"] == 0 or last:
-            test = math.sqrt(float(self.test_mse[step])) if len(self.data.x_test) else None
+            shown = self.shown
+            test = shown(float(self.test_mse[step])) if len(self.data.x_test) else None
+            train_key, test_key, _ = history_keys(self.cfg["task"])
             self.log(
                 f"{self.label} step {gstep + 1}/{self.first_step + self.steps}  "
-                f"train_rmse {math.sqrt(float(self.train_mse[step])):.4e}  "
-                + (f"test_rmse {test:.4e}  " if test is not None else "")
+                f"{train_key} {shown(float(self.train_mse[step])):.4e}  "
+                + (f"{test_key} {test:.4e}  " if test is not None else "")
                 + f"grid {self.model.grid_sizes}  ({time.perf_counter() - self.start:.1f} s)"
             )
         if progress is not None and (done % PROGRESS_EVERY == 0 or last):
-            progress.update(done, math.sqrt(float(self.train_mse[step])))
+            progress.update(done, self.shown(float(self.train_mse[step])))
         interval = self.cfg["checkpoint_interval"]
         if checkpoint is not None and interval and done % interval == 0:
             checkpoint(self.model, gstep + 1)
+
+    def shown(self, loss: float) -> float:
+        """A recorded loss as the log shows it: the RMSE (regression), the log-loss itself."""
+        return loss if self.classify else math.sqrt(loss)
 
     def interrupted(self) -> None:
         self.stopped = "interrupted"
@@ -365,18 +391,21 @@ class _TrainingRun:
             self.best.restore_validation_best()
         if self.stopped == "completed" and self.keep_phase_best():
             loss, step = self.best.phase_best
+            what = "loss" if self.classify else "RMSE"
             self.log(
-                f"kept the state after step {self.first_step + step} (training RMSE "
-                f"{math.sqrt(loss):.4e}, the lowest of the last grid phase)"
+                f"kept the state after step {self.first_step + step} (training {what} "
+                f"{self.shown(loss):.4e}, the lowest of the last grid phase)"
             )
         taken, first = self.taken, self.first_step
+        keys = history_keys(self.cfg["task"])
+        scale = (lambda t: t) if self.classify else torch.sqrt
         history = {
             "step": list(range(first + 1, first + taken + 1)),
-            "train_rmse": torch.sqrt(self.train_mse[:taken]).tolist(),
-            "test_rmse": torch.sqrt(self.test_mse[:taken]).tolist(),
+            keys[0]: scale(self.train_mse[:taken]).tolist(),
+            keys[1]: scale(self.test_mse[:taken]).tolist(),
         }
         if self.use_val:
-            history["val_rmse"] = torch.sqrt(self.val_mse[:taken]).tolist()
+            history[keys[2]] = scale(self.val_mse[:taken]).tolist()
         if self.message:
             self.log(self.message)
         return TrainResult(taken, self.stopped, self.message, self.events, history)

@@ -12,13 +12,14 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
 
 from errors import ConfigError  # noqa: E402
-from estimators import KANRegressor  # noqa: E402
+from estimators import KANClassifier, KANRegressor  # noqa: E402
 
 # Few LBFGS steps on a small network keep the ~50 checks at about 10 s.
 QUICK = {"hidden_dims": (3,), "grid_size": 3, "num_steps": 6, "optimizer": "lbfgs"}
 QUICK["learning_rate"] = 1
 # Skipped by scikit-learn itself when an optional package or setting is absent here.
 ENVIRONMENTAL = {"check_array_api_input", "check_regressor_data_not_an_array"}
+ENVIRONMENTAL |= {"check_classifier_data_not_an_array"}
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.SkipTestWarning")
@@ -73,3 +74,32 @@ def test_fit_leaves_torchs_random_state_alone_and_two_outputs_work():
     est = KANRegressor(**QUICK).fit(x, np.column_stack([y, -y]))
     assert torch.equal(torch.get_rng_state(), state)
     assert est.predict(x).shape == (60, 2)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.SkipTestWarning")
+def test_classifier_check_estimator_passes():
+    results = check_estimator(KANClassifier(**QUICK), on_fail=None)
+    failed = [
+        (r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"
+    ]
+    skipped = {r["check_name"] for r in results if r["status"] == "skipped"}
+    assert failed == []
+    assert skipped <= ENVIRONMENTAL
+    assert len(results) > 40
+
+
+def test_classifier_text_labels_probabilities_and_grid_search():
+    """Three text classes separated by x1: predict_proba rows sum to 1, predict is the argmax
+    class, and GridSearchCV over grid_size runs."""
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, (150, 2))
+    y = np.array(["low", "mid", "top"])[np.digitize(x[:, 0], [-1 / 3, 1 / 3])]
+    est = KANClassifier(hidden_dims=(3,), grid_size=4, num_steps=200, learning_rate=0.02)
+    est.fit(x, y)
+    assert list(est.classes_) == ["low", "mid", "top"]
+    proba = est.predict_proba(x)
+    assert proba.shape == (150, 3) and np.allclose(proba.sum(axis=1), 1)
+    assert np.array_equal(est.predict(x), est.classes_[proba.argmax(axis=1)])
+    assert est.score(x, y) > 0.9
+    search = GridSearchCV(est, {"grid_size": [2, 4]}, cv=KFold(2, shuffle=True, random_state=0))
+    assert search.fit(x, y).best_params_["grid_size"] in (2, 4)
