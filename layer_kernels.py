@@ -199,10 +199,12 @@ class FusedCPUFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, coef, scale, base_weight, mask, P, grid, act):
         with torch_serial():
-            return FusedCPUFunction._forward(ctx, x, coef, scale, base_weight, mask, P, grid, act)
+            return FusedCPUFunction.fused_forward(
+                ctx, x, coef, scale, base_weight, mask, P, grid, act
+            )
 
     @staticmethod
-    def _forward(ctx, x, coef, scale, base_weight, mask, P, grid, act):
+    def fused_forward(ctx, x, coef, scale, base_weight, mask, P, grid, act):
         x, coef = x.detach().contiguous(), coef.detach().contiguous()
         scale, base_weight = scale.detach().contiguous(), base_weight.detach().contiguous()
         mask = mask.contiguous()
@@ -229,10 +231,10 @@ class FusedCPUFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy):
         with torch_serial():
-            return FusedCPUFunction._backward(ctx, gy)
+            return FusedCPUFunction.fused_backward(ctx, gy)
 
     @staticmethod
-    def _backward(ctx, gy):
+    def fused_backward(ctx, gy):
         x, b, coef, scale, wb, mask, P, Q = ctx.saved_tensors
         need_x = ctx.needs_input_grad[0]
         gy = gy.detach().contiguous()
