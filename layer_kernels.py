@@ -9,6 +9,9 @@ is a degree-k polynomial in u = (x - t_g) / h_g (`spline.span_polynomials`), con
 beyond the base interval. Per sample only the span and k+1 powers of u are needed.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 import spline
@@ -26,6 +29,24 @@ LOOKUP_BUCKETS = 4  # span-table buckets per grid interval (non-uniform grids, f
 def fused_cpu_kernels() -> bool:
     """True when the fused CPU kernels (numba) are available."""
     return cpu_kernels is not None
+
+
+@contextmanager
+def torch_serial() -> Iterator[None]:
+    """While inside: torch single-threaded (restored on exit, also on an error).
+
+    The fused kernels split their work over their own threads; torch's pool, at whatever size the
+    caller left it, would spin beside them between its small operations and take their cores.
+    Torch's products here are then one thread's, in one fixed order, for any thread count."""
+    before = torch.get_num_threads()
+    if before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def base(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -177,6 +198,13 @@ class FusedCPUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, coef, scale, base_weight, mask, P, grid, act):
+        with torch_serial():
+            return FusedCPUFunction.fused_forward(
+                ctx, x, coef, scale, base_weight, mask, P, grid, act
+            )
+
+    @staticmethod
+    def fused_forward(ctx, x, coef, scale, base_weight, mask, P, grid, act):
         x, coef = x.detach().contiguous(), coef.detach().contiguous()
         scale, base_weight = scale.detach().contiguous(), base_weight.detach().contiguous()
         mask = mask.contiguous()
@@ -202,6 +230,11 @@ class FusedCPUFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gy):
+        with torch_serial():
+            return FusedCPUFunction.fused_backward(ctx, gy)
+
+    @staticmethod
+    def fused_backward(ctx, gy):
         x, b, coef, scale, wb, mask, P, Q = ctx.saved_tensors
         need_x = ctx.needs_input_grad[0]
         gy = gy.detach().contiguous()

@@ -6,6 +6,8 @@ Implementations timed side by side, interleaved (each repeat runs every implemen
 machine drift hits all alike):
 - ``ours``: pykan_mit as used for training: the fused CPU kernels (numba, on all cores); torch
   itself runs single-threaded then, as in the training pipeline;
+- ``ours-loop``: the same as ``ours`` in a user's own loop: torch left at ``--threads`` (its
+  default in a notebook) beside the kernels' threads;
 - ``ours-torch``: the same layers through their torch-only path (the one CUDA uses);
 - the peers from benchmarks/requirements.txt, each with its own defaults, when importable:
   inkan (``inkan.KANNetwork``, its basis under torch.compile), flashkan (``flashkan.KANNetwork``),
@@ -17,7 +19,9 @@ a warm-up step the kernel's peak-RSS counter is reset, and the figure is how far
 raise the peak above the resident set before them (activations saved for backward, scratch,
 gradients: what a step needs beyond the model, the data and the optimizer state).
 
-Prints a markdown table of median ms per step, the ratios ours / peer, and the memory table.
+Prints a markdown table of median ms per step, the ratios ours / peer (and ours-loop / inkan),
+the memory table, and the paper recipe end to end (benchmarks/recipe_timing.py, ``--no-recipe``
+skips it).
 """
 
 import argparse
@@ -34,6 +38,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from recipe_timing import recipe_table  # noqa: E402
 
 from simple_kan import SimpleKAN  # noqa: E402
 
@@ -84,6 +90,7 @@ def pykan(dims, grid):
 
 IMPLEMENTATIONS = {
     "ours": ours,
+    "ours-loop": ours,
     "ours-torch": ours_torch,
     "inkan": inkan,
     "flashkan": flashkan,
@@ -169,11 +176,16 @@ def main() -> None:
     p.add_argument("--impl", nargs="*", help="implementations to run (default: all importable)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory table")
     p.add_argument("--memory-only", action="store_true", help="only the peak-memory table")
+    p.add_argument("--no-recipe", action="store_true", help="skip the paper recipe's wall time")
+    p.add_argument("--recipe-only", action="store_true", help="only the paper recipe's wall time")
     p.add_argument("--memory-probe", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.memory_probe:
         name, shape = args.memory_probe
         print(json.dumps({"mib": peak_memory(name, int(shape), args.threads)}))
+        return
+    if args.recipe_only:
+        recipe_table()
         return
     torch.manual_seed(0)
     names = []
@@ -208,12 +220,19 @@ def main() -> None:
                 times.append(step_time(model, x, y, opt, args.steps))
         med = {name: 1000 * statistics.median(runs[name][2]) for name in names}
         ratios = ", ".join(f"{med['ours'] / med[n]:.2f} vs {n}" for n in peers if med[n] > 0)
+        if "ours-loop" in med and med.get("inkan", 0) > 0:
+            spread = [a / b for a, b in zip(runs["ours-loop"][2], runs["inkan"][2])]
+            ratios += f"; ours-loop / inkan {med['ours-loop'] / med['inkan']:.2f}"
+            ratios += f" (repeats {min(spread):.2f}-{max(spread):.2f})"
         cells = " | ".join(f"{med[n]:.1f}" for n in names)
         print(f"| {dims}, {batch}, {grid} | {cells} | {ratios} |", flush=True)
         del runs
     if not args.no_memory:
         print("\npeak memory per step, MiB (rise of the peak RSS during 3 steps)\n")
         memory_table(names, shapes, args.threads)
+    if not args.no_recipe:
+        print("\nthe KAN paper's recipe end to end, each run a fresh process\n")
+        recipe_table()
 
 
 if __name__ == "__main__":

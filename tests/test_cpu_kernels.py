@@ -6,6 +6,7 @@ import torch
 from layer_cases import F64, assert_paths_agree, make_layer, output_and_gradients, sample_inputs
 
 import knots
+import layer_kernels
 
 cpu_kernels = pytest.importorskip("cpu_kernels")
 DEGREES = [1, 2, 3, 4, 5]
@@ -41,6 +42,32 @@ def test_fused_kernel_results_do_not_depend_on_the_thread_count(dtype, monkeypat
         results.append(output_and_gradients(layer, layer.forward, x, gy))
     for one, three in zip(*results):
         assert torch.equal(one, three)
+
+
+def test_torch_thread_count_neither_changes_results_nor_stays_changed():
+    """In a user's own loop torch keeps its own thread count: the layer runs torch's part
+    single-threaded beside the kernels' threads (bit-identical for any count) and leaves the
+    count as it found it, also when the call fails."""
+    layer = make_layer(6, 10, 7, 3, 12, "random", dtype=F64)
+    layer.contraction = "fused"
+    x = sample_inputs(layer, 257, 12).to(F64)
+    gy = torch.randn(x.shape[0], 10, generator=torch.Generator().manual_seed(3), dtype=F64)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            results.append(output_and_gradients(layer, layer.forward, x, gy))
+            assert torch.get_num_threads() == threads
+        with pytest.raises(RuntimeError), layer_kernels.torch_serial():
+            assert torch.get_num_threads() == 1
+            raise RuntimeError("a failing kernel call")
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    for other in results[1:]:
+        for one, same in zip(results[0], other, strict=True):
+            assert torch.equal(one, same)
 
 
 @pytest.mark.parametrize("crowd", [30, 90], ids=["counted-spans", "span-table"])
