@@ -308,9 +308,8 @@ KEYS: dict[str, Key] = {
     "standardize": Key(
         False,
         _boolean,
-        "Train in standardised coordinates (inputs mapped to [-1, 1] by their training range, "
-        "outputs to mean 0 and std 1); the saved model, predictions, history and formula stay in "
-        "the data's units.",
+        "Train with inputs mapped to [-1, 1], outputs to mean 0 / std 1; model, predictions, "
+        "history and formula stay in the data's units.",
     ),
     "seed": Key(
         0, _integer(0), "Random seed: same seed, config and machine give identical results."
@@ -318,9 +317,8 @@ KEYS: dict[str, Key] = {
     "starts": Key(
         1,
         _integer(1),
-        "Initialisations tried against bad local minima: each trains start_steps steps, the one "
-        "with the lowest validation (else training) RMSE is trained in full (start k uses "
-        "seed + 7919*k for the initial weights; the data stay the same).",
+        "Initialisations tried (seed + 7919*k, same data): each trains start_steps steps; the "
+        "lowest validation (else training) RMSE is trained in full.",
     ),
     "start_steps": Key(
         None,

@@ -26,7 +26,7 @@ from experiment import initial_model, run_experiment  # noqa: E402
 from progress import ProgressBar  # noqa: E402
 from run_folder import PROJECT_DIR, RunFolder  # noqa: E402
 from runtime import kernel_threads, resolve_device, torch_dtype  # noqa: E402
-from stop_signals import StopSignals  # noqa: E402
+from stop_signals import SecondSignal, StopSignals, exit_now  # noqa: E402
 
 DEFAULT_CONFIG = "pykan_mit.input"
 EXIT_PEER_LOST = 3  # several processes: another one failed; this one stopped
@@ -137,4 +137,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        code = main()
+    except SecondSignal as stop:
+        exit_now(stop.code)
+    sys.exit(code)

@@ -11,11 +11,28 @@ cut short is removed). A signal the caller ignores (``nohup`` ignores SIGHUP) st
 exit the previous handlers are restored, so in-process callers find nothing changed.
 """
 
+import os
 import signal
+import sys
 import threading
 
 SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 EXIT_BASE = 128  # a process ended by signal n exits with 128 + n in the shells
+
+
+class SecondSignal(SystemExit):
+    """A second SIGTERM/SIGHUP: the run ends at once (files written so far stay whole)."""
+
+
+def exit_now(code: int) -> None:
+    """End the process with ``code`` without interpreter finalisation: worker threads of the
+    kernels may still be running, and finalising under them can abort the process."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 class StopSignals:
@@ -42,7 +59,7 @@ class StopSignals:
         if self.signum is None:
             self.signum = signum
             return
-        raise SystemExit(EXIT_BASE + signum)  # the second signal: stop now
+        raise SecondSignal(EXIT_BASE + signum)  # the second signal: stop now
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is not threading.main_thread():
