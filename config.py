@@ -418,10 +418,9 @@ KEYS: dict[str, Key] = {
     "plots": Key(True, _boolean, "Write the PDF plots."),
     "progress_bar": Key(True, _boolean, "Show a progress bar (only on a terminal)."),
     "grid_range_update_every": Key(
-        None,
-        _integer(0, nullable=True),
-        "Steps between grid-range updates from the samples reaching each layer; 0 = never; "
-        "null = about 100 gradient evaluations: 100 steps, 100 / lbfgs_max_iter under LBFGS.",
+        100,
+        _integer(0),
+        "Steps between grid-range updates from the samples reaching each layer; 0 = never.",
     ),
     "grid_range_update_until": Key(1000, _integer(0), "No grid-range updates after this step."),
     "grid_eps": Key(
@@ -449,21 +448,6 @@ KEYS: dict[str, Key] = {
     "lbfgs_max_iter": Key(20, _integer(1), "Inner iterations per LBFGS step."),
 }
 DEFAULTS: dict = {name: key.default for name, key in KEYS.items()}
-RANGE_UPDATE_EVALUATIONS = 100  # gradient evaluations between grid-range updates by default
-
-
-def grid_range_every(cfg: dict) -> int:
-    """Steps between grid-range updates: the key's value, or by default about
-    RANGE_UPDATE_EVALUATIONS gradient evaluations (one per Adam step, up to lbfgs_max_iter per
-    LBFGS step). Hidden values move with every evaluation; a grid left behind them for 100
-    LBFGS steps meets them on its linear continuation, and the small networks stall there."""
-    if cfg["grid_range_update_every"] is not None:
-        return cfg["grid_range_update_every"]
-    if cfg["optimizer"] == "lbfgs":
-        return max(1, round(RANGE_UPDATE_EVALUATIONS / cfg["lbfgs_max_iter"]))
-    return RANGE_UPDATE_EVALUATIONS
-
-
 # Keys beyond the product table: tuning knobs, documented in the README with their defaults.
 DEVELOPER_KEYS = tuple(KEYS)[tuple(KEYS).index("adaptive_patience") :]
 

@@ -34,7 +34,6 @@ keys to change. benchmarks/bench_memory.py compares the estimate with the measur
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config import grid_range_every
 from errors import ConfigError
 from nodes import parse_levels
 
@@ -121,7 +120,7 @@ def _spline_values(n: int, D: int, O: int, k: int, b: int) -> int:
 
 
 def _grid_update(cfg, layers, b: int, n_train: int) -> int:
-    if cfg["update_strategy"] == "none" and not grid_range_every(cfg):
+    if cfg["update_strategy"] == "none" and not cfg["grid_range_update_every"]:
         return 0
     G, k = largest_grid(cfg), cfg["spline_degree"]
     worst = 0

@@ -2,7 +2,6 @@
 # Set up .venv/ with the project, test and peer requirements, then run a benchmark:
 #   ./run_benchmarks.sh speed [options]   training-step time and memory beside the peers
 #   ./run_benchmarks.sh toys [options]    the KAN paper's toy functions, test RMSE per grid size
-#   ./run_benchmarks.sh seeds [options]    the 4-D toy's minimal network for seeds 0-9
 #   ./run_benchmarks.sh memory [options]  the memory estimate against the peak RSS of real runs
 #   ./run_benchmarks.sh formulas [options] ten physics laws from CSV files: formula recovered?
 #   ./run_benchmarks.sh classification [options]  iris, breast cancer, two moons: KAN beside an MLP
@@ -12,12 +11,11 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 case "${1:-}" in
     speed) script=bench_speed.py ;;
     toys) script=paper_toys.py ;;
-    seeds) script=paper_seeds.py ;;
     memory) script=bench_memory.py ;;
     formulas) script=formula_laws.py ;;
     classification) script=bench_classification.py ;;
     *)
-        echo "usage: ./run_benchmarks.sh speed|toys|seeds|memory|formulas|classification [options]" >&2
+        echo "usage: ./run_benchmarks.sh speed|toys|memory|formulas|classification [options]" >&2
         exit 2
         ;;
 esac

@@ -25,7 +25,6 @@ import torch
 import distributed
 from best_state import BestState
 from classes import cross_entropy
-from config import grid_range_every
 from datasets import Data
 from errors import ConfigError
 from optimizers import Optimizer, adam_moments, restore_adam_moments
@@ -159,7 +158,7 @@ class _TrainingRun:
         self.sampler = BatchSampler(len(x), cfg["batch_size"], cfg["seed"], x.device)
         self.generator = torch.Generator().manual_seed(cfg["seed"] + 2)
         self.trigger = RefinementTrigger(cfg, refine, CHECK_EVERY)
-        self.range_every = grid_range_every(cfg) if refine else 0
+        self.range_every = cfg["grid_range_update_every"] if refine else 0
         self.use_val = cfg["early_stopping_patience"] is not None and data.x_val is not None
 
         def history():

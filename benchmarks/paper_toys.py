@@ -62,12 +62,6 @@ TOYS = [
             PYKAN_HERE: ({3: 1.39e-2, 5: 7.2e-3, 10: 5.1e-4, 20: 6.05e-5, 50: 3.45e-5}, 68),
         },
     ),
-    toy(
-        "recipe_defaults",
-        "exp(sin(pi x) + y^2), recipe keys only",
-        [2, 1, 1],
-        note="the 2-D toy's config without the grid-range keys: their defaults",
-    ),
     toy("product", "x y", [2, 2, 1]),
     toy("100d", "exp(mean_i sin^2(pi x_i / 2)), 100-D", [100, 1, 1]),
     toy("4d", "exp((sin(pi(x1^2+x2^2)) + sin(pi(x3^2+x4^2)))/2)", [4, 4, 2, 1]),

@@ -51,18 +51,3 @@ def test_a_quick_run_writes_the_table_the_plot_and_the_runs(tmp_path, capsys):
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["grid_sizes"] == [50, 50]
     assert f"{metrics['test_rmse']:.2e}" in table  # the last grid's entry is the model returned
-
-
-def test_the_seed_benchmark_writes_one_row_per_seed(tmp_path):
-    import paper_seeds
-
-    assert paper_seeds.main(["--seeds", "3", "--quick", "--out", str(tmp_path)]) == 0
-    table = (tmp_path / "paper_seeds.md").read_text()
-    rows = [line for line in table.splitlines() if line.startswith("| 3 |")]
-    assert len(rows) == 1 and rows[0].rstrip().endswith(("| yes |", "| no |"))
-    cells = [c.strip() for c in rows[0].strip("|").split("|")]
-    assert all(float(v) > 0 for v in cells[1:6])  # a test RMSE per grid size
-    run = json.loads(
-        (tmp_path / "paper_seeds_runs" / "seed3" / "pykan_mit_config.json").read_text()
-    )
-    assert run["seed"] == 3 and run["layer_dims"] == [4, 2, 1, 1]
