@@ -152,17 +152,15 @@ def measure(cfg, model, data: Data, history: History, stopped: str, device, grou
         "project_name": cfg["project_name"],
         "train_rmse": train_rmse,
         "test_rmse": test_rmse,
-        "num_parameters": model.num_parameters,
-        "layer_dims": model.layer_dims,
-        "grid_sizes": model.grid_sizes,
-        "spline_degree": model.spline_degree,
-        "steps": history.steps,
-        "stopped": stopped,
-        "refinements": [e for e in history.record["events"] if e["kind"] == "refine"],
-        "training_points": group.shard(len(data.x_train)).total,
-        "test_points": group.shard(len(data.x_test)).total,
-        "device": str(device),
-        "dtype": cfg["dtype"],
+        **_run_facts(
+            cfg,
+            model,
+            history,
+            stopped,
+            device,
+            group.shard(len(data.x_train)).total,
+            group.shard(len(data.x_test)).total,
+        ),
     }
     if group.active:
         metrics["processes"] = group.world
@@ -187,21 +185,26 @@ def measure_classes(cfg, model, data: Data, history: History, stopped: str, devi
             counts[split] = classes.class_counts(y, names)
     metrics["class_counts"] = counts
     metrics.update(
-        {
-            "num_parameters": model.num_parameters,
-            "layer_dims": model.layer_dims,
-            "grid_sizes": model.grid_sizes,
-            "spline_degree": model.spline_degree,
-            "steps": history.steps,
-            "stopped": stopped,
-            "refinements": [e for e in history.record["events"] if e["kind"] == "refine"],
-            "training_points": len(data.x_train),
-            "test_points": len(data.x_test),
-            "device": str(device),
-            "dtype": cfg["dtype"],
-        }
+        _run_facts(cfg, model, history, stopped, device, len(data.x_train), len(data.x_test))
     )
     return metrics
+
+
+def _run_facts(cfg, model, history: History, stopped: str, device, n_train, n_test) -> dict:
+    """What metrics.json says of the network and the run, whatever the task."""
+    return {
+        "num_parameters": model.num_parameters,
+        "layer_dims": model.layer_dims,
+        "grid_sizes": model.grid_sizes,
+        "spline_degree": model.spline_degree,
+        "steps": history.steps,
+        "stopped": stopped,
+        "refinements": [e for e in history.record["events"] if e["kind"] == "refine"],
+        "training_points": n_train,
+        "test_points": n_test,
+        "device": str(device),
+        "dtype": cfg["dtype"],
+    }
 
 
 FORMULA_SLACK = 10.0  # a formula is presented only within this factor of the network's test RMSE
