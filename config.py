@@ -312,6 +312,17 @@ KEYS: dict[str, Key] = {
         "Initialisations tried (seed + 7919*k, same data): each trains start_steps steps; the "
         "lowest validation (else training) RMSE is trained in full.",
     ),
+    "structure_search": Key(
+        False,
+        _boolean,
+        "Train the sum [n, 1] and the product of one-input factors (one multiplication node) "
+        "before layer_dims; keep the first within structure_tolerance (see How it works).",
+    ),
+    "structure_tolerance": Key(
+        1e-3,
+        _number(0, open_low=True),
+        "A structure is kept when its validation (else training) RMSE / std is at most this.",
+    ),
     "start_steps": Key(
         None,
         _integer(1, nullable=True),
