@@ -13,10 +13,11 @@ import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from classes import check_task
 from errors import ConfigError, DataError
+from json_files import MAX_NESTING, check_nesting, read_json_object
+from json_files import show as _show
 from knots import KNOT_PLACEMENTS
 from layer_kernels import BASE_ACTIVATIONS
 from nodes import parse_levels
@@ -39,15 +40,6 @@ class _Invalid(Exception):
     def __init__(self, message: str, quote_value: bool = True):
         super().__init__(message)
         self.quote_value = quote_value
-
-
-def _show(value: object, limit: int = 60) -> str:
-    """The value as the user wrote it (JSON), shortened for a one-line message."""
-    try:
-        text = json.dumps(value)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _suggestion(word: str, choices: Iterable[str]) -> str:
@@ -320,6 +312,17 @@ KEYS: dict[str, Key] = {
         "Initialisations tried (seed + 7919*k, same data): each trains start_steps steps; the "
         "lowest validation (else training) RMSE is trained in full.",
     ),
+    "structure_search": Key(
+        False,
+        _boolean,
+        "Train the sum [n, 1] and the product of one-input factors (one multiplication node) "
+        "before layer_dims; keep the first within structure_tolerance (see How it works).",
+    ),
+    "structure_tolerance": Key(
+        1e-3,
+        _number(0, open_low=True),
+        "A structure is kept when its validation (else training) RMSE / std is at most this.",
+    ),
     "start_steps": Key(
         None,
         _integer(1, nullable=True),
@@ -545,53 +548,6 @@ def validate_config(cfg: dict, source: str) -> dict:
     return _resolve(cfg, dict.fromkeys(cfg, source), source)
 
 
-def _read_json(path: str) -> dict:
-    def no_duplicates(pairs: list[tuple[str, object]]) -> dict:
-        result: dict = {}
-        for key, value in pairs:
-            if key in result:
-                raise ConfigError(f"{path}: key '{key}' appears more than once")
-            result[key] = value
-        return result
-
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(f"config file '{path}' not found") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file") from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
-    try:
-        data = json.loads(text, object_pairs_hook=no_duplicates)
-    except json.JSONDecodeError as error:
-        raise ConfigError(
-            f"{path} line {error.lineno}, column {error.colno}: invalid JSON ({error.msg})"
-        ) from None
-    except RecursionError:
-        data = [[]] * (MAX_NESTING + 1)  # refused just below
-    _check_nesting(data, path)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a JSON object {{...}}, got {_show(data)}")
-    return data
-
-
-MAX_NESTING = 16  # lists / objects within each other: more is no config (and no recursion limit)
-
-
-def _check_nesting(value: object, where: str) -> None:
-    """Refuse JSON nested deeper than MAX_NESTING (checked without recursion)."""
-    level, depth = [value], 0
-    while True:
-        containers = [item for item in level if isinstance(item, list | dict)]
-        if not containers:
-            return
-        depth += 1
-        if depth > MAX_NESTING:
-            raise ConfigError(f"{where}: lists / objects nested deeper than {MAX_NESTING} levels")
-        level = [v for c in containers for v in (c.values() if isinstance(c, dict) else c)]
-
-
 def _parse_override(argument: str) -> tuple[str, object]:
     """`key=value` → (key, value); the value is JSON when it parses as JSON, else plain text."""
     key, equals, text = argument.partition("=")
@@ -606,7 +562,7 @@ def _parse_override(argument: str) -> tuple[str, object]:
         return key, text
     except RecursionError:
         value = [[]] * (MAX_NESTING + 1)
-    _check_nesting(value, f"--set {argument[:60]}")
+    check_nesting(value, f"--set {argument[:60]}")
     if key in _TEXT_KEYS and isinstance(value, int | float):
         return key, text
     return key, value
@@ -617,7 +573,7 @@ def load_config(path: str | None, overrides: Iterable[str] = ()) -> dict:
     given: dict = {}
     origins: dict[str, str] = {}
     if path is not None:
-        given.update(_read_json(path))
+        given.update(read_json_object(path))
         origins.update(dict.fromkeys(given, str(path)))
     for argument in overrides:
         key, value = _parse_override(argument)

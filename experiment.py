@@ -16,6 +16,7 @@ import torch
 import classes
 import distributed
 import starts
+import structures
 import training
 import units
 from arrays import rmse, to_numpy
@@ -350,6 +351,41 @@ def _first_model(cfg, data: Data, model, run: RunFolder, config_path, device, dt
     return model, start
 
 
+def _add_choices(metrics, cfg, importance, start, prune_report, searched) -> None:
+    """What the run chose on its way: input importance, the start, pruning, the structure."""
+    metrics["input_importance"] = importance
+    if cfg["starts"] > 1:
+        metrics["start_seed"] = starts.start_seed(cfg, start)
+    if prune_report is not None:
+        metrics["prune"] = prune_report
+    if searched is not None:
+        metrics["structure"] = searched.name
+        metrics["structure_search"] = searched.report
+
+
+def _searching(cfg, model, group, run: RunFolder) -> bool:
+    """Whether this run searches the network's structure (structures.py)."""
+    if not cfg["structure_search"] or model is not None or cfg["init_from"] is not None:
+        return False
+    if group.active:
+        run.log("structure_search: off (it runs in one process)")
+        return False
+    return True
+
+
+def _search(cfg, data: Data, run: RunFolder, config_path, device, dtype, train):
+    """The structure search (structures.py) after the run folder's first lines."""
+    start_run(run, cfg, build_model(cfg, data, device, dtype), data, config_path, device)
+    return structures.search(
+        cfg,
+        data,
+        lambda c, k: build_model(c, data, device, dtype, k),
+        train,
+        run.log,
+        training.FINISHED,
+    )
+
+
 def _units(cfg, data: Data, group, run: RunFolder):
     """The standardised coordinates training runs in (units.py), or None."""
     if not cfg["standardize"] or cfg["init_from"] is not None or cfg["task"] != "regression":
@@ -381,7 +417,6 @@ def run_experiment(
     raw, scale = data, _units(cfg, data, group, run)
     if scale is not None:
         data, model = units.standardized(data, scale), None
-    model, start = _first_model(cfg, data, model, run, config_path, device, dtype)
 
     def checkpoint(m, step):
         if scale is not None:  # a model file is always in the data's units
@@ -389,16 +424,18 @@ def run_experiment(
             units.adopt(m, raw, scale)
         run.write_model(m.checkpoint(), cfg, m.architecture())
 
-    result = training.train(
-        cfg,
-        model,
-        data,
-        log=run.log,
-        progress=progress,
-        checkpoint=checkpoint,
-        stop=stop,
-        group=group,
-    )
+    def train(c, m, log=run.log):
+        return training.train(
+            c, m, data, log=log, progress=progress, checkpoint=checkpoint, stop=stop, group=group
+        )
+
+    searched = None
+    if _searching(cfg, model, group, run):
+        searched = _search(cfg, data, run, config_path, device, dtype, train)
+        cfg, model, start, result = searched.cfg, searched.model, searched.start, searched.result
+    else:
+        model, start = _first_model(cfg, data, model, run, config_path, device, dtype)
+        result = train(cfg, model)
     history = History(result)
     stopped, message = result.stopped, result.message
     prune_report = None
@@ -416,11 +453,7 @@ def run_experiment(
         history.record = units.raw_history(history.record, scale)
         view = distributed.global_view(data, group, training.MAX_GRID_SAMPLES, cfg["seed"])
     metrics = measure(cfg, model, data, history, stopped, device, group)
-    metrics["input_importance"] = importance
-    if cfg["starts"] > 1:
-        metrics["start_seed"] = starts.start_seed(cfg, start)
-    if prune_report is not None:
-        metrics["prune"] = prune_report
+    _add_choices(metrics, cfg, importance, start, prune_report, searched)
     formula = None
     stopping = stop is not None and stop.requested
     if cfg["symbolic"] and stopped in FINISHED and group.is_root and not stopping:  # rank 0 fits

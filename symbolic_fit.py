@@ -70,6 +70,10 @@ def _without_zero(lo, hi):
     return np.isfinite(lo) & np.isfinite(hi) & ((lo > 0) | (hi < 0))
 
 
+def _within_one(lo, hi):
+    return (lo >= -1) & (hi <= 1)
+
+
 def _one_tan_branch(lo, hi):
     k = np.round((lo + hi) / (2 * np.pi))  # the branch centred at k pi holds the midpoint
     return (lo > (k - 0.5) * np.pi) & (hi < (k + 0.5) * np.pi)
@@ -135,7 +139,48 @@ _ENTRIES = (
         power=-1,
     ),
     LibraryEntry(
+        "x^-2",
+        lambda z: z**-2,
+        lambda z: z**-2.0,
+        lambda z: z**-2,
+        3,
+        _without_zero,
+        parity=1,
+        scaling="power",
+        power=-2,
+    ),
+    LibraryEntry(
         "sqrt", torch.sqrt, np.sqrt, sympy.sqrt, 3, _nonnegative, scaling="power", power=0.5
+    ),
+    LibraryEntry(
+        "x^-0.5",
+        torch.rsqrt,
+        lambda z: 1 / np.sqrt(z),
+        lambda z: 1 / sympy.sqrt(z),
+        3,
+        _positive,
+        scaling="power",
+        power=-0.5,
+    ),
+    LibraryEntry(
+        "x^1.5",
+        lambda z: z**1.5,
+        lambda z: z**1.5,
+        lambda z: z ** sympy.Rational(3, 2),
+        4,
+        _nonnegative,
+        scaling="power",
+        power=1.5,
+    ),
+    LibraryEntry(
+        "x^-1.5",
+        lambda z: z**-1.5,
+        lambda z: z**-1.5,
+        lambda z: z ** sympy.Rational(-3, 2),
+        4,
+        _positive,
+        scaling="power",
+        power=-1.5,
     ),
     LibraryEntry("abs", torch.abs, np.abs, sympy.Abs, 3, parity=1, scaling="power", power=1),
     LibraryEntry("exp", torch.exp, np.exp, sympy.exp, 3, scaling="exp"),
@@ -146,6 +191,8 @@ _ENTRIES = (
         "tan", torch.tan, np.tan, sympy.tan, 4, _one_tan_branch, parity=-1, period=math.pi
     ),
     LibraryEntry("tanh", torch.tanh, np.tanh, sympy.tanh, 4, parity=-1),
+    LibraryEntry("arcsin", torch.asin, np.arcsin, sympy.asin, 4, _within_one, parity=-1),
+    LibraryEntry("arctan", torch.atan, np.arctan, sympy.atan, 4, parity=-1),
     LibraryEntry(
         "gaussian",
         lambda z: torch.exp(-(z**2)),
@@ -196,7 +243,8 @@ def free_parameters(name: str) -> tuple[bool, bool, bool, bool]:
 
 
 _FIT_FIELDS = ("a", "b", "c", "d", "r2")
-_POWER_SUFFIXES = {"x": "", "x^2": "²", "x^3": "³", "x^4": "⁴"}
+_POWER_SUFFIXES = {"x": "", "x^2": "²", "x^3": "³", "x^4": "⁴", "x^-2": "⁻²", "x^-0.5": "^-0.5"}
+_POWER_SUFFIXES |= {"x^1.5": "^1.5", "x^-1.5": "^-1.5"}
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,12 @@ PARAMS = {
     "tan": (0.8, 0.3),
     "tanh": (2.2, -0.5),
     "gaussian": (1.8, 0.4),
+    "x^-2": (0.6, 1.5),
+    "x^-0.5": (0.8, 1.2),
+    "x^1.5": (0.9, 1.1),
+    "x^-1.5": (-0.7, 1.4),
+    "arcsin": (0.9, 0.05),
+    "arctan": (2.3, -0.6),
 }
 
 
@@ -35,6 +41,8 @@ PARAMS = {
 def test_library_has_the_required_functions():
     required = {"x", "x^2", "x^3", "x^4", "1/x", "sqrt", "exp", "log", "sin", "cos", "tan"}
     assert required | {"tanh", "abs", "gaussian", "0"} <= set(LIBRARY)
+    # half-integer and negative powers, inverse trigonometric functions
+    assert {"x^-2", "x^-0.5", "x^1.5", "x^-1.5", "arcsin", "arctan"} <= set(LIBRARY)
 
 
 @pytest.mark.parametrize("name", sorted(PARAMS))
@@ -72,6 +80,9 @@ def test_fit_function_recovers_each_library_function(name):
         ("log", lambda x: np.log(x + 1.5)),
         ("gaussian", lambda x: np.exp(-((2 * x) ** 2))),
         ("abs", lambda x: np.abs(x - 0.2)),
+        ("x^-2", lambda x: 2 / (x + 1.6) ** 2),
+        ("x^-0.5", lambda x: 1 / np.sqrt(0.5 * x + 1)),
+        ("arcsin", lambda x: np.arcsin(0.95 * x)),
     ],
 )
 def test_fit_edge_chooses_the_generating_function(name, f):
