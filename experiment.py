@@ -15,6 +15,7 @@ import torch
 
 import classes
 import distributed
+import resume as resume_mod
 import starts
 import training
 import units
@@ -350,6 +351,34 @@ def _first_model(cfg, data: Data, model, run: RunFolder, config_path, device, dt
     return model, start
 
 
+def _starting_model(cfg, data: Data, model, run: RunFolder, config_path, device, dtype, resume):
+    """`_first_model`, or the model of the checkpoint ``resume`` (a `resume.ResumePoint`)."""
+    if resume is None:
+        return _first_model(cfg, data, model, run, config_path, device, dtype)
+    model = resume.model.to(device).train()
+    start_run(run, cfg, model, data, None, device)
+    run.log(f"resumed from {resume.folder} after step {resume.step}")
+    return model, resume.start
+
+
+def _checkpoints(cfg, run: RunFolder, raw: Data, scale, start: int):
+    """The training loop's checkpoint callback: the state to resume from (resume.py) and, at
+    each ``checkpoint_interval``, the model file (always in the data's units)."""
+    data_sha = resume_mod.data_checksum(raw)
+
+    def checkpoint(m, step, state, final):
+        if state is not None:
+            resume_mod.write(run, cfg, m, state, start, data_sha)
+        if final:
+            return
+        if scale is not None:
+            m = copy.deepcopy(m)
+            units.adopt(m, raw, scale)
+        run.write_model(m.checkpoint(), cfg, m.architecture())
+
+    return checkpoint
+
+
 def _units(cfg, data: Data, group, run: RunFolder):
     """The standardised coordinates training runs in (units.py), or None."""
     if not cfg["standardize"] or cfg["init_from"] is not None or cfg["task"] != "regression":
@@ -371,24 +400,20 @@ def run_experiment(
     stop=None,
     model=None,
     group=None,
+    resume=None,
 ):
     """The whole experiment into ``run``, from ``model`` (default: `build_model`, with
-    cfg["starts"] trial starts); returns the exit code (0 done, 1 non-finite loss, 130
-    interrupted, 128 + n after signal n of ``stop`` (a `stop_signals.StopSignals`): 143 SIGTERM,
-    129 SIGHUP; the run folder is complete in every case)."""
+    cfg["starts"] trial starts) or, with ``resume`` (a `resume.ResumePoint`), from the state
+    of that checkpoint; returns the exit code (0 done, 1 non-finite loss, 130 interrupted,
+    128 + n after signal n of ``stop`` (a `stop_signals.StopSignals`): 143 SIGTERM, 129 SIGHUP;
+    the run folder is complete in every case)."""
     group = group or distributed.SINGLE
     started = time.perf_counter()
     raw, scale = data, _units(cfg, data, group, run)
     if scale is not None:
         data, model = units.standardized(data, scale), None
-    model, start = _first_model(cfg, data, model, run, config_path, device, dtype)
-
-    def checkpoint(m, step):
-        if scale is not None:  # a model file is always in the data's units
-            m = copy.deepcopy(m)
-            units.adopt(m, raw, scale)
-        run.write_model(m.checkpoint(), cfg, m.architecture())
-
+    model, start = _starting_model(cfg, data, model, run, config_path, device, dtype, resume)
+    checkpoint = _checkpoints(cfg, run, raw, scale, start)
     result = training.train(
         cfg,
         model,
@@ -398,6 +423,7 @@ def run_experiment(
         checkpoint=checkpoint,
         stop=stop,
         group=group,
+        resume=None if resume is None else resume.training,
     )
     history = History(result)
     stopped, message = result.stopped, result.message
