@@ -13,6 +13,7 @@ import time
 import numpy as np
 import torch
 
+import class_formulas
 import classes
 import distributed
 import resume as resume_mod
@@ -221,6 +222,10 @@ def fit_formula(cfg, model, data: Data, run: RunFolder, metrics: dict):
     formula" with the reason, and the best partial form when there is one."""
     import symbolic  # sympy takes a while to import: only runs that fit formulas pay for it
 
+    if cfg["task"] == "classification":  # one formula per class logit, its own rules
+        return class_formulas.fit_class_formulas(
+            cfg, model, data, run, metrics, _no_formula, _unfit_note
+        )
     with torch.no_grad():
         explained = _explained_variance(model(data.x_test), data.y_test)
     if explained < cfg["symbolic_r2_threshold"]:
@@ -247,10 +252,7 @@ def fit_formula(cfg, model, data: Data, run: RunFolder, metrics: dict):
     )
     run.write_symbolic(result.to_dict())
     if not result.ok:
-        where = ", ".join(
-            f"layer {la + 1} edge {i + 1}->{j + 1}" for la, j, i in result.unfit_edges
-        )
-        _no_formula(run, metrics, f"no formula: edges not symbolic: {where}")
+        _no_formula(run, metrics, _unfit_note(result))
         return result
     if model.has_units:
         result = symbolic.in_data_units(result, model, data.x_train, data.y_train)
@@ -275,6 +277,11 @@ def fit_formula(cfg, model, data: Data, run: RunFolder, metrics: dict):
         run.log(f"formula y{k + 1} = {f}")
     run.log(f"formula test_rmse {result.test_rmse:.4e}")
     return result
+
+
+def _unfit_note(result) -> str:
+    where = ", ".join(f"layer {la + 1} edge {i + 1}->{j + 1}" for la, j, i in result.unfit_edges)
+    return f"no formula: edges not symbolic: {where}"
 
 
 def _explained_variance(pred: torch.Tensor, y: torch.Tensor) -> float:

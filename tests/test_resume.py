@@ -1,5 +1,6 @@
 """--resume: a run stopped at a checkpoint and continued ends bit for bit where the same run
-without the stop ends; a missing, damaged or incompatible checkpoint is one line, nothing written."""
+without the stop ends; a missing, damaged or incompatible checkpoint is one line, nothing
+written."""
 
 import json
 import os
