@@ -158,6 +158,8 @@ def train(
     run = _TrainingRun(cfg, model, data, num_steps, first_step, refine, regularize, log, label)
     run.join(group)
     first = 0 if resume is None else run.restore(resume)
+    if resume is not None and first == run.steps and first % CHECK_EVERY:
+        run.best.checked(first - 1, run.train_mse)  # the end-of-run check its state left out
     if progress is not None:
         progress.start(run.steps, label)
     with (

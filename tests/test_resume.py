@@ -97,6 +97,17 @@ def test_a_resumed_run_ends_bit_identical_to_the_uninterrupted_one(case, tmp_pat
         assert [e["step"] for e in metrics["refinements"]] == [150, 300]
 
 
+def test_resuming_a_finished_run_without_more_steps_ends_as_it_did(tmp_path, capsys):
+    """205 steps (not a multiple of the check interval: the end-of-run check that the
+    checkpoint leaves out for a longer run is made again) resumed with no change."""
+    train(tmp_path / "full", capsys, *sets(num_steps=205))
+    part = tmp_path / "part"
+    train(part, capsys, *sets(num_steps=205))
+    (part / run_folder.MODEL_FILE).unlink()
+    assert pykan_mit.main(["--resume", str(part)]) == 0, capsys.readouterr().err
+    assert_same_end(tmp_path / "full", part, 205)
+
+
 def test_resuming_without_the_saved_state_would_differ(tmp_path, capsys, monkeypatch):
     """The comparison above can fail: a resume that forgets the optimizer's moments (a fresh
     Adam) ends elsewhere."""
