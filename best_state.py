@@ -35,6 +35,21 @@ class BestState:
         self.phase: tuple[float, int, dict | None] = (math.inf, 0, None)  # (loss, step, state)
         self.pending: tuple[int, dict] | None = None  # (step whose recorded loss is its, state)
 
+    def state(self) -> dict:
+        """The tracked states (for a checkpoint that training resumes from)."""
+        return {
+            "last_good": self.last_good,
+            "validation": self.validation,
+            "phase": self.phase,
+            "pending": self.pending,
+        }
+
+    def load(self, state: dict) -> None:
+        self.last_good = state["last_good"]
+        self.validation = tuple(state["validation"])
+        self.phase = tuple(state["phase"])
+        self.pending = None if state["pending"] is None else tuple(state["pending"])
+
     def grid_changed(self) -> None:
         """A new grid phase: states of the old grid no longer compete."""
         self.phase, self.pending = (math.inf, 0, None), None

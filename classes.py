@@ -20,19 +20,14 @@ from errors import ConfigError, DataError
 
 
 def check_task(cfg: dict, where) -> None:
-    """What task classification needs of a config: labels from a data file, no symbolic
-    formulas (not available for it yet); ``where(*keys)`` names the origin in the message."""
+    """What task classification needs of a config: labels from a data file; ``where(*keys)``
+    names the origin in the message."""
     if cfg["task"] != "classification":
         return
     if cfg["data_file"] is None:
         raise ConfigError(
             f"{where('task')}: task classification reads its labels from data_file's last "
             "column: set data_file (target_function is for regression)"
-        )
-    if cfg["symbolic"]:
-        raise ConfigError(
-            f"{where('symbolic', 'task')}: symbolic formulas are not available for task "
-            "classification yet; set symbolic to false"
         )
 
 

@@ -13,8 +13,10 @@ import time
 import numpy as np
 import torch
 
+import class_formulas
 import classes
 import distributed
+import resume as resume_mod
 import starts
 import structures
 import training
@@ -221,6 +223,10 @@ def fit_formula(cfg, model, data: Data, run: RunFolder, metrics: dict):
     formula" with the reason, and the best partial form when there is one."""
     import symbolic  # sympy takes a while to import: only runs that fit formulas pay for it
 
+    if cfg["task"] == "classification":  # one formula per class logit, its own rules
+        return class_formulas.fit_class_formulas(
+            cfg, model, data, run, metrics, _no_formula, _unfit_note
+        )
     with torch.no_grad():
         explained = _explained_variance(model(data.x_test), data.y_test)
     if explained < cfg["symbolic_r2_threshold"]:
@@ -247,10 +253,7 @@ def fit_formula(cfg, model, data: Data, run: RunFolder, metrics: dict):
     )
     run.write_symbolic(result.to_dict())
     if not result.ok:
-        where = ", ".join(
-            f"layer {la + 1} edge {i + 1}->{j + 1}" for la, j, i in result.unfit_edges
-        )
-        _no_formula(run, metrics, f"no formula: edges not symbolic: {where}")
+        _no_formula(run, metrics, _unfit_note(result))
         return result
     if model.has_units:
         result = symbolic.in_data_units(result, model, data.x_train, data.y_train)
@@ -275,6 +278,11 @@ def fit_formula(cfg, model, data: Data, run: RunFolder, metrics: dict):
         run.log(f"formula y{k + 1} = {f}")
     run.log(f"formula test_rmse {result.test_rmse:.4e}")
     return result
+
+
+def _unfit_note(result) -> str:
+    where = ", ".join(f"layer {la + 1} edge {i + 1}->{j + 1}" for la, j, i in result.unfit_edges)
+    return f"no formula: edges not symbolic: {where}"
 
 
 def _explained_variance(pred: torch.Tensor, y: torch.Tensor) -> float:
@@ -386,6 +394,61 @@ def _search(cfg, data: Data, run: RunFolder, config_path, device, dtype, train):
     )
 
 
+def _starting_model(cfg, data: Data, model, run: RunFolder, config_path, device, dtype, resume):
+    """`_first_model`, or the model of the checkpoint ``resume`` (a `resume.ResumePoint`)."""
+    if resume is None:
+        return _first_model(cfg, data, model, run, config_path, device, dtype)
+    model = resume.model.to(device).train()
+    start_run(run, cfg, model, data, None, device)
+    run.log(f"resumed from {resume.folder} after step {resume.step}")
+    return model, resume.start
+
+
+def _checkpoints(cfg, run: RunFolder, raw: Data, scale, start: int):
+    """The training loop's checkpoint callback: the state to resume from (resume.py) and, at
+    each ``checkpoint_interval``, the model file (always in the data's units)."""
+    data_sha = resume_mod.data_checksum(raw)
+
+    def checkpoint(m, step, state, final):
+        if state is not None:
+            resume_mod.write(run, cfg, m, state, start, data_sha)
+        if final:
+            return
+        if scale is not None:
+            m = copy.deepcopy(m)
+            units.adopt(m, raw, scale)
+        run.write_model(m.checkpoint(), cfg, m.architecture())
+
+    return checkpoint
+
+
+def _first_training(cfg, data, raw, scale, run, config_path, device, dtype, model, group, resume,
+                    **loop):
+    """The first training phase: the structure search (structures.py) or one network, fresh
+    or resumed; returns (cfg, model, start, result, search or None)."""
+    if resume is None and _searching(cfg, model, group, run):
+
+        def train(c, m, log=run.log):
+            check = _checkpoints(c, run, raw, scale, 0)
+            return training.train(c, m, data, log=log, checkpoint=check, group=group, **loop)
+
+        searched = _search(cfg, data, run, config_path, device, dtype, train)
+        return searched.cfg, searched.model, searched.start, searched.result, searched
+    model, start = _starting_model(cfg, data, model, run, config_path, device, dtype, resume)
+    checkpoint = _checkpoints(cfg, run, raw, scale, start)
+    result = training.train(
+        cfg,
+        model,
+        data,
+        log=run.log,
+        checkpoint=checkpoint,
+        group=group,
+        resume=None if resume is None else resume.training,
+        **loop,
+    )
+    return cfg, model, start, result, None
+
+
 def _units(cfg, data: Data, group, run: RunFolder):
     """The standardised coordinates training runs in (units.py), or None."""
     if not cfg["standardize"] or cfg["init_from"] is not None or cfg["task"] != "regression":
@@ -407,35 +470,22 @@ def run_experiment(
     stop=None,
     model=None,
     group=None,
+    resume=None,
 ):
     """The whole experiment into ``run``, from ``model`` (default: `build_model`, with
-    cfg["starts"] trial starts); returns the exit code (0 done, 1 non-finite loss, 130
-    interrupted, 128 + n after signal n of ``stop`` (a `stop_signals.StopSignals`): 143 SIGTERM,
-    129 SIGHUP; the run folder is complete in every case)."""
+    cfg["starts"] trial starts) or, with ``resume`` (a `resume.ResumePoint`), from the state
+    of that checkpoint; returns the exit code (0 done, 1 non-finite loss, 130 interrupted,
+    128 + n after signal n of ``stop`` (a `stop_signals.StopSignals`): 143 SIGTERM, 129 SIGHUP;
+    the run folder is complete in every case)."""
     group = group or distributed.SINGLE
     started = time.perf_counter()
     raw, scale = data, _units(cfg, data, group, run)
     if scale is not None:
         data, model = units.standardized(data, scale), None
-
-    def checkpoint(m, step):
-        if scale is not None:  # a model file is always in the data's units
-            m = copy.deepcopy(m)
-            units.adopt(m, raw, scale)
-        run.write_model(m.checkpoint(), cfg, m.architecture())
-
-    def train(c, m, log=run.log):
-        return training.train(
-            c, m, data, log=log, progress=progress, checkpoint=checkpoint, stop=stop, group=group
-        )
-
-    searched = None
-    if _searching(cfg, model, group, run):
-        searched = _search(cfg, data, run, config_path, device, dtype, train)
-        cfg, model, start, result = searched.cfg, searched.model, searched.start, searched.result
-    else:
-        model, start = _first_model(cfg, data, model, run, config_path, device, dtype)
-        result = train(cfg, model)
+    cfg, model, start, result, searched = _first_training(
+        cfg, data, raw, scale, run, config_path, device, dtype, model, group, resume,
+        progress=progress, stop=stop,
+    )
     history = History(result)
     stopped, message = result.stopped, result.message
     prune_report = None

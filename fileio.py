@@ -4,6 +4,7 @@ A write that fails (disk full, folder not writable, file-size limit) raises `Wri
 the file and the reason; the file keeps its previous content and no temporary file is left.
 """
 
+import hashlib
 import json
 import os
 import tempfile
@@ -67,6 +68,15 @@ def save_npz(path: str | os.PathLike, arrays: dict) -> None:
 def save_tensors(path: str | os.PathLike, obj) -> None:
     """torch.save of plain containers of tensors/numbers/strings (loadable with weights_only)."""
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_json_object(path: str | os.PathLike, what: str = "JSON") -> dict:

@@ -174,8 +174,9 @@ def fit(
     checkpoint = None
     if run is not None:
 
-        def checkpoint(m, step):
-            run.write_model(m.checkpoint(), cfg, m.architecture())
+        def checkpoint(m, step, state, final):
+            if not final:
+                run.write_model(m.checkpoint(), cfg, m.architecture())
 
     was_training = model.training
     model.train()

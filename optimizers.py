@@ -56,6 +56,16 @@ class Optimizer:
                 if p in old.torch.state:
                     self.torch.state[p] = old.torch.state[p]
 
+    def state(self) -> dict:
+        """torch's state dict (Adam's moments and step counts, LBFGS's curvature pairs and
+        line-search state) and the loss scale."""
+        return {"kind": self.kind, "torch": self.torch.state_dict(), "loss_scale": self.loss_scale}
+
+    def load(self, state: dict) -> None:
+        """Continue from `state` of an optimizer of the same kind over the same parameters."""
+        self.torch.load_state_dict(state["torch"])
+        self.loss_scale = state["loss_scale"]
+
     def step(self, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.kind == "lbfgs":
             return self._lbfgs_step(loss_fn, x, y)

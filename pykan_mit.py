@@ -1,6 +1,7 @@
 """Train a KAN from a JSON config: config → data → train (→ prune → symbolic) → run folder → plots.
 
     python pykan_mit.py [--config FILE] [--dir DIR] [--set key=value ...]
+    python pykan_mit.py --resume RUN_DIR [--dir NEW_DIR] [--set num_steps=N ...]
     torchrun --nproc_per_node=N pykan_mit.py ...    (N processes; see README "Scaling out")
 
 User mistakes end with one line on stderr ("error: …") and exit code 2, before anything is
@@ -22,6 +23,8 @@ import cli  # noqa: E402
 import config as config_mod  # noqa: E402
 import data_store  # noqa: E402
 import memory_estimate  # noqa: E402
+import resume  # noqa: E402
+from errors import UserError  # noqa: E402
 from experiment import initial_model, run_experiment  # noqa: E402
 from progress import ProgressBar  # noqa: E402
 from run_folder import PROJECT_DIR, RunFolder  # noqa: E402
@@ -42,6 +45,11 @@ def parse_args(argv):
         default=[],
         metavar="KEY=VALUE",
         help="override a config key (value as JSON, else a string); repeatable",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue RUN_DIR's run from its last checkpoint (into RUN_DIR, or into --dir)",
     )
     p.add_argument(
         "--check", action="store_true", help="check the config and the data, write nothing"
@@ -79,8 +87,15 @@ def train_from_args(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.convert:
         return convert(*args.convert)
-    config_path = args.config or default_config_path()
-    cfg = config_mod.load_config(config_path, args.set)
+    point = None
+    if args.resume is not None:
+        if args.config is not None:
+            raise UserError("--resume takes the run's own config: leave out --config")
+        point = resume.read(args.resume)
+        config_path, cfg = None, resume.resumed_config(point, args.set)
+    else:
+        config_path = args.config or default_config_path()
+        cfg = config_mod.load_config(config_path, args.set)
     device, dtype = resolve_device(cfg["device"]), torch_dtype(cfg["dtype"])
     if cfg["data_file"] is None:  # the data's size is known before any work
         memory_estimate.check(cfg)
@@ -92,23 +107,29 @@ def train_from_args(argv: list[str]) -> int:
         if args.check:
             print(f"config and data ok: {data.description}")
             return 0
-        model = initial_model(cfg, data, device, dtype)
+        if point is not None:
+            resume.check_data(point, data)
+        model = initial_model(cfg, data, device, dtype) if point is None else None
         group = distributed.start(device)
         try:
+            if point is not None and group.active:
+                raise UserError("--resume runs in one process (not under torchrun)")
             data = distributed.shard_data(data, group)
-            return _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar)
+            return _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar, point)
         finally:
             distributed.finish(group)
 
 
-def _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar) -> int:
-    """This process's part of the run: rank 0 writes the run folder, the others nothing."""
-    root = group.is_root
-    run = (
-        RunFolder.create(args.dir, echo=bar.write if bar else print)
-        if root
-        else distributed.SilentRunFolder()
-    )
+def _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar, point) -> int:
+    """This process's part of the run: rank 0 writes the run folder, the others nothing; a
+    resumed run continues in its own folder unless --dir names a new one."""
+    root, echo = group.is_root, bar.write if bar else print
+    if not root:
+        run = distributed.SilentRunFolder()
+    elif point is not None and args.dir is None:
+        run = RunFolder(point.folder, echo=echo)
+    else:
+        run = RunFolder.create(args.dir, echo=echo)
     try:
         with StopSignals() as stop:
             return run_experiment(
@@ -122,6 +143,7 @@ def _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar) ->
                 stop=stop,
                 model=model,
                 group=group,
+                resume=point,
             )
     except distributed.PeerLost as lost:  # the folder keeps what was written so far
         run.log(f"error: {lost}")

@@ -23,6 +23,8 @@ BACKUP_PATTERNS = ("*.py", "*.sh", "*.input", "requirements*.txt")
 LOG_FILE = "run.log"
 BACKUP_DIR = "src_backup"
 MODEL_FILE = "pykan_mit_model.pth"
+RESUME_FILE = "resume_state.pth"  # the checkpoint `--resume` continues from (resume.py)
+RESUME_SUM_FILE = "resume_state.sha256"  # the SHA-256 of its bytes, written after it
 CONFIG_FILE = "pykan_mit_config.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"
@@ -165,6 +167,13 @@ class RunFolder:
     def write_model(self, checkpoint: dict, config: dict, architecture: dict) -> None:
         """The model file and the config beside it (also used for checkpoints)."""
         write_model_files(self.path, checkpoint, config, architecture)
+
+    def write_resume(self, tensors: dict) -> None:
+        """The checkpoint training resumes from (name → tensor, see resume.py), then the
+        SHA-256 of the file's bytes beside it."""
+        path = self.path / RESUME_FILE
+        fileio.save_tensors(path, tensors)
+        fileio.write_text(self.path / RESUME_SUM_FILE, f"{fileio.file_sha256(path)}  {path.name}\n")
 
     def write_metrics(self, metrics: dict) -> None:
         fileio.write_json(self.path / METRICS_FILE, metrics)

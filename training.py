@@ -15,11 +15,14 @@ samples and every decision are global (the same on every rank), see distributed.
 """
 
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
 import torch
 
 import distributed
@@ -66,6 +69,17 @@ class BatchSampler:
         self.generator = torch.Generator().manual_seed(seed + 1)
         self._order, self._pos = None, n
 
+    def state(self) -> dict:
+        """Where the sampler stands (its generator, the epoch's order, the position in it)."""
+        order = None if self._order is None else self._order.cpu()
+        return {"generator": self.generator.get_state(), "order": order, "pos": self._pos}
+
+    def load(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        order = state["order"]
+        self._order = None if order is None else order.to(self.device)
+        self._pos = state["pos"]
+
     def next(self) -> torch.Tensor | None:
         """Indices of the next batch, or None for the full set."""
         if self.batch_size is None:
@@ -76,6 +90,21 @@ class BatchSampler:
         batch = self._order[self._pos : self._pos + self.batch_size]
         self._pos += self.batch_size
         return batch
+
+
+def rng_state() -> dict:
+    """torch's CPU generator and numpy's global one (as tensors and numbers)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    numpy = {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos}
+    numpy.update(has_gauss=has_gauss, cached=cached)
+    return {"torch": torch.get_rng_state(), "numpy": numpy}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    keys = n["keys"].numpy().astype(np.uint32)
+    np.random.set_state((n["kind"], keys, n["pos"], n["has_gauss"], n["cached"]))
 
 
 def _mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -104,10 +133,11 @@ def train(
     regularize: bool | None = None,
     log: Callable[[str], None] = print,
     progress: Progress | None = None,
-    checkpoint: Callable[[SimpleKAN, int], None] | None = None,
+    checkpoint: Callable | None = None,
     label: str = "train",
     stop=None,
     group: distributed.Group = distributed.SINGLE,
+    resume: dict | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``data`` as ``cfg`` says; returns what happened.
 
@@ -116,15 +146,28 @@ def train(
     Ctrl-C stops the loop cleanly (stopped="interrupted"); a non-finite loss restores the last
     good state (stopped="non_finite_loss"); see best_state.py for the state training ends in.
     ``stop``: a `stop_signals.StopSignals`; once it is ``requested`` (SIGTERM, SIGHUP) the loop
-    ends after the step in progress (stopped="terminated").
+    ends after the step in progress (stopped="terminated"). In one process the first Ctrl-C
+    also ends the loop after the step in progress (stopped="interrupted"), a second one at once.
+
+    ``checkpoint(model, step, state, final)``: called every ``checkpoint_interval`` steps
+    (final False) and once at a clean stop (completed, early stopping, SIGTERM, Ctrl-C between
+    steps; final True), ``state`` the loop's whole state after that step (`export_state`; None
+    with several processes). ``resume``: such a state; the loop continues after its step, as
+    if it had never stopped.
     """
     run = _TrainingRun(cfg, model, data, num_steps, first_step, refine, regularize, log, label)
     run.join(group)
+    first = 0 if resume is None else run.restore(resume)
+    if resume is not None and first == run.steps and first % CHECK_EVERY:
+        run.best.checked(first - 1, run.train_mse)  # the end-of-run check its state left out
     if progress is not None:
         progress.start(run.steps, label)
-    with distributed.StopRequests(group.active) as run.stop:  # several ranks stop together
+    with (
+        distributed.StopRequests(group.active) as run.stop,
+        DeferredInterrupt(group.active) as ctrl_c,
+    ):
         try:
-            for step in range(run.steps):
+            for step in range(first, run.steps):
                 run.follow_data_range(step)
                 run.refine_if_due(step)
                 loss = run.optimizer_step()
@@ -135,12 +178,45 @@ def train(
                 if stop is not None and stop.requested:
                     run.terminated(stop.name)
                     break
+                if ctrl_c.requested:
+                    run.stopped_between_steps()
+                    break
+            run.final_checkpoint(checkpoint)
         except KeyboardInterrupt:
             run.interrupted()
         finally:
             if progress is not None:
                 progress.close()
     return run.finish()
+
+
+class DeferredInterrupt:
+    """While inside (one process, main thread, Python's own SIGINT handler in place): the first
+    Ctrl-C only sets ``requested`` (the loop stops after the step in progress, its state whole,
+    so it can be resumed); a second one raises KeyboardInterrupt at once."""
+
+    def __init__(self, several: bool):
+        self.requested, self.previous = False, None
+        self.active = (
+            not several
+            and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        )
+
+    def __enter__(self) -> "DeferredInterrupt":
+        if self.active:
+            self.previous = signal.signal(signal.SIGINT, self.request)
+        return self
+
+    def request(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
 
 
 class _TrainingRun:
@@ -173,7 +249,62 @@ class _TrainingRun:
         self.best = BestState(model, track, cfg["early_stopping_patience"])
         self.last_change = 0  # step of the last grid change (plateau windows restart there)
         self.stopped, self.message, self.taken = "completed", "", 0
+        self.saved_at, self.best_unchecked = None, None  # resumable states (see export_state)
         self.start = time.perf_counter()
+
+    def export_state(self) -> dict:
+        """Everything the loop keeps besides the model's own tensors, after ``taken`` steps:
+        the losses so far, events, the plateau window's start, sampler, grid-sample generator,
+        optimizer, best-state tracker and the global RNGs (nested dicts of tensors and plain
+        values; see resume.py). An end-of-run check that an uninterrupted longer run would not
+        have made is left out: the tracker is taken as it was before it."""
+        taken = self.taken
+
+        def losses(t):
+            return None if t is None else t[:taken].detach().cpu().clone()
+
+        best = self.best_unchecked if self.best_unchecked is not None else self.best.state()
+        return {
+            "steps_done": taken,
+            "train_mse": losses(self.train_mse),
+            "test_mse": losses(self.test_mse),
+            "val_mse": losses(self.val_mse),
+            "events": [dict(e) for e in self.events],
+            "last_change": self.last_change,
+            "sampler": self.sampler.state(),
+            "grid_generator": self.generator.get_state(),
+            "optimizer": self.opt.state(),
+            "best": best,
+            "rng": rng_state(),
+        }
+
+    def restore(self, state: dict) -> int:
+        """Continue from an `export_state`; returns the step to continue at."""
+        taken = state["steps_done"]
+        for mine, saved in ((self.train_mse, "train_mse"), (self.test_mse, "test_mse")) + (
+            (self.val_mse, "val_mse"),
+        ):
+            if mine is not None and state[saved] is not None:
+                mine[:taken] = state[saved].to(mine)
+        self.events = [dict(e) for e in state["events"]]
+        self.last_change = state["last_change"]
+        self.sampler.load(state["sampler"])
+        self.generator.set_state(state["grid_generator"])
+        self.opt.load(state["optimizer"])
+        self.best.load(state["best"])
+        set_rng_state(state["rng"])
+        self.taken = self.saved_at = taken
+        return taken
+
+    def resumable_state(self) -> dict | None:
+        return None if self.group.active else self.export_state()
+
+    def final_checkpoint(self, checkpoint) -> None:
+        """The checkpoint of a clean stop (unless the last interval's is of the same step)."""
+        if checkpoint is None or self.stopped == "non_finite_loss" or self.saved_at == self.taken:
+            return
+        checkpoint(self.model, self.first_step + self.taken, self.resumable_state(), True)
+        self.saved_at = self.taken
 
     def join(self, group: distributed.Group) -> None:
         """Train as one rank of ``group``: the sampler draws global batches over all ranks' rows
@@ -343,6 +474,8 @@ class _TrainingRun:
                     "or dtype float64)"
                 )
                 return True
+            if (step + 1) % CHECK_EVERY:  # a check at the end only: a resume would not see it
+                self.best_unchecked = self.best.state()
             self.best.checked(step, self.train_mse)
         if self.use_val and self.best.validated(step, float(self.val_mse[step])):
             self.stopped = "early_stopping"
@@ -371,7 +504,8 @@ class _TrainingRun:
             progress.update(done, self.shown(float(self.train_mse[step])))
         interval = self.cfg["checkpoint_interval"]
         if checkpoint is not None and interval and done % interval == 0:
-            checkpoint(self.model, gstep + 1)
+            checkpoint(self.model, gstep + 1, self.resumable_state(), False)
+            self.saved_at = done
 
     def shown(self, loss: float) -> float:
         """A recorded loss as the log shows it: the RMSE (regression), the log-loss itself."""
@@ -381,6 +515,10 @@ class _TrainingRun:
         self.stopped = "interrupted"
         self.message = f"interrupted at step {self.first_step + self.taken}"
         self.best.restore_last_good()  # the step in progress may be half-applied
+
+    def stopped_between_steps(self) -> None:
+        self.stopped = "interrupted"
+        self.message = f"interrupted at step {self.first_step + self.taken}"
 
     def terminated(self, signal_name: str) -> None:
         self.stopped = "terminated"

@@ -106,10 +106,83 @@ def test_classification_without_data_file_is_one_line_error(capsys):
     assert code == 2 and "set data_file" in err and len(err.strip().splitlines()) == 1
 
 
-def test_classification_with_symbolic_is_one_line_error(write_file, capsys):
-    data = write_file("0,1,a\n1,0,b\n2,2,a\n")
-    args = ["--set", "task=classification", "--set", "target_function=null", "--set"]
-    args += [f"data_file={data}", "--set", "layer_dims=[2,2]", "--set", "symbolic=true", "--check"]
-    code = pykan_mit.main(args)
-    err = capsys.readouterr().err
-    assert code == 2 and "symbolic" in err and len(err.strip().splitlines()) == 1
+def linear_csv(path, n=1200, seed=1, margin=0.05, random_labels=False):
+    """label = x1 + x2 > 0 on [-1, 1]^2, without the points closer than ``margin`` to the
+    boundary (there a spline network and any formula may each lean to either side)."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (3 * n, 2))
+    x = x[np.abs(x.sum(axis=1)) > margin][:n]
+    label = rng.integers(0, 2, n) if random_labels else (x.sum(axis=1) > 0).astype(int)
+    path.write_text(
+        "x1,x2,label\n" + "".join(f"{a!r},{b!r},{c}\n" for (a, b), c in zip(x.tolist(), label))
+    )
+    return str(path)
+
+
+def classify(run, data, **keys):
+    keys = {
+        "task": "classification",
+        "target_function": None,
+        "data_file": data,
+        "layer_dims": [2, 2],
+        "grid_size": 3,
+        "test_size": 400,
+        "num_steps": 300,
+        "learning_rate": 0.02,
+        "dtype": "float64",
+        "symbolic": True,
+        "plots": False,
+        "progress_bar": False,
+        **keys,
+    }
+    args = ["--dir", str(run)]
+    for key, value in keys.items():
+        args += ["--set", f"{key}={json.dumps(value)}"]
+    assert pykan_mit.main(args) == 0
+    return json.loads((run / "metrics.json").read_text())
+
+
+def test_classification_formulas_one_per_logit_classify_like_the_network(tmp_path):
+    import sympy
+
+    run = tmp_path / "run"
+    metrics = classify(run, linear_csv(tmp_path / "linear.csv"))
+    assert list(metrics["formulas"]) == ["0", "1"]
+    lines = (run / "formula.txt").read_text().splitlines()
+    assert [line.split(" = ")[0] for line in lines] == ["logit_0", "logit_1"]
+    assert (run / "formula.tex").read_text().count("\\mathrm{logit}") == 2
+    x1, x2 = sympy.symbols("x1 x2")
+    exprs = [sympy.sympify(line.split(" = ", 1)[1]) for line in lines]
+    assert [str(e) for e in exprs] == [str(sympy.sympify(f)) for f in metrics["formulas"].values()]
+    samples = np.load(run / "samples.npz")
+    x = samples["x_test"]
+    logits = np.stack([sympy.lambdify((x1, x2), e, "numpy")(x[:, 0], x[:, 1]) for e in exprs], 1)
+    network = predict.predict(run, x).argmax(axis=1)
+    agreement = float((logits.argmax(axis=1) == network).mean())
+    assert agreement >= 0.99 and metrics["formula_agreement"] == pytest.approx(agreement)
+    truth = (x.sum(axis=1) > 0).astype(int)  # independent of the run: the rule itself
+    assert float((logits.argmax(axis=1) == truth).mean()) >= 0.99
+    assert metrics["formula_logit_r2"] >= 0.95 and metrics["formula_test_accuracy"] >= 0.99
+
+
+def test_classification_formulas_that_miss_the_logits_are_no_formula(tmp_path, monkeypatch):
+    """The same run under a logit R^2 no formula can reach: no formula, the partial forms by
+    class, no formula files."""
+    import class_formulas
+
+    monkeypatch.setattr(class_formulas, "LOGIT_R2", 1.5)
+    run = tmp_path / "run"
+    metrics = classify(run, linear_csv(tmp_path / "linear.csv"))
+    assert metrics["formulas"] is None and metrics["formula"] is None
+    assert "reproduce its logits to R^2" in metrics["formula_note"]
+    assert list(metrics["formula_partial"]) == ["0", "1"]
+    assert not (run / "formula.txt").exists()
+
+
+def test_a_classifier_no_better_than_the_majority_gets_no_formula(tmp_path):
+    run = tmp_path / "run"
+    data = linear_csv(tmp_path / "noise.csv", n=300, random_labels=True)
+    metrics = classify(run, data, test_size=100, num_steps=20, learning_rate=0.001)
+    assert metrics["formulas"] is None
+    assert "no better than always answering the most frequent class" in metrics["formula_note"]
+    assert not (run / "formula.txt").exists() and not (run / "symbolic.json").exists()
