@@ -422,8 +422,9 @@ def _checkpoints(cfg, run: RunFolder, raw: Data, scale, start: int):
     return checkpoint
 
 
-def _first_training(cfg, data, raw, scale, run, config_path, device, dtype, model, group, resume,
-                    **loop):
+def _first_training(
+    cfg, data, raw, scale, run, config_path, device, dtype, model, group, resume, **loop
+):
     """The first training phase: the structure search (structures.py) or one network, fresh
     or resumed; returns (cfg, model, start, result, search or None)."""
     if resume is None and _searching(cfg, model, group, run):
@@ -483,8 +484,19 @@ def run_experiment(
     if scale is not None:
         data, model = units.standardized(data, scale), None
     cfg, model, start, result, searched = _first_training(
-        cfg, data, raw, scale, run, config_path, device, dtype, model, group, resume,
-        progress=progress, stop=stop,
+        cfg,
+        data,
+        raw,
+        scale,
+        run,
+        config_path,
+        device,
+        dtype,
+        model,
+        group,
+        resume,
+        progress=progress,
+        stop=stop,
     )
     history = History(result)
     stopped, message = result.stopped, result.message
