@@ -11,6 +11,7 @@ are printed by rank 0 alone) before the process group starts; rank 0 alone write
 ``--check`` validates the config and the data and writes nothing.
 """
 
+import functools
 import sys
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from experiment import initial_model, run_experiment  # noqa: E402
 from progress import ProgressBar  # noqa: E402
 from run_folder import PROJECT_DIR, RunFolder  # noqa: E402
 from runtime import kernel_threads, resolve_device, torch_dtype  # noqa: E402
-from stop_signals import SecondSignal, StopSignals, exit_now  # noqa: E402
+from stop_signals import StopSignals  # noqa: E402
 
 DEFAULT_CONFIG = "pykan_mit.input"
 EXIT_PEER_LOST = 3  # several processes: another one failed; this one stopped
@@ -74,8 +75,9 @@ def default_config_path() -> str:
     return str(here if here.is_file() else PROJECT_DIR / DEFAULT_CONFIG)
 
 
-def train_from_args(argv: list[str]) -> int:
-    """Everything that can be a user mistake happens before the run folder exists."""
+def train_from_args(argv: list[str], exit_at_once: bool = False) -> int:
+    """Everything that can be a user mistake happens before the run folder exists.
+    ``exit_at_once``: see `main`."""
     args = parse_args(argv)
     if args.convert:
         return convert(*args.convert)
@@ -96,12 +98,13 @@ def train_from_args(argv: list[str]) -> int:
         group = distributed.start(device)
         try:
             data = distributed.shard_data(data, group)
-            return _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar)
+            stop = StopSignals(exit_at_once=exit_at_once)
+            return _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar, stop)
         finally:
             distributed.finish(group)
 
 
-def _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar) -> int:
+def _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar, stop) -> int:
     """This process's part of the run: rank 0 writes the run folder, the others nothing."""
     root = group.is_root
     run = (
@@ -110,7 +113,7 @@ def _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar) ->
         else distributed.SilentRunFolder()
     )
     try:
-        with StopSignals() as stop:
+        with stop:
             return run_experiment(
                 cfg,
                 data,
@@ -132,13 +135,13 @@ def _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar) ->
         run.close()
 
 
-def main(argv=None) -> int:
-    return cli.run(train_from_args, argv)
+def main(argv=None, exit_at_once: bool = False) -> int:
+    """The command line (``argv``: default the process's arguments) → its exit code.
+    ``exit_at_once`` (the command line's own process only, never in-process use): a second
+    SIGTERM/SIGHUP ends the process on the spot; otherwise it raises
+    `stop_signals.SecondSignal` (see stop_signals.py)."""
+    return cli.run(functools.partial(train_from_args, exit_at_once=exit_at_once), argv)
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except SecondSignal as stop:
-        exit_now(stop.code)
-    sys.exit(code)
+    sys.exit(main(exit_at_once=True))
