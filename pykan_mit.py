@@ -85,12 +85,12 @@ def train_from_args(argv: list[str], exit_at_once: bool = False) -> int:
     cfg = config_mod.load_config(config_path, args.set)
     device, dtype = resolve_device(cfg["device"]), torch_dtype(cfg["dtype"])
     if cfg["data_file"] is None:  # the data's size is known before any work
-        memory_estimate.check(cfg)
+        memory_estimate.check(cfg, device=device)
     bar = ProgressBar() if ProgressBar.wanted(cfg["progress_bar"]) else None
     with kernel_threads(device):
         data = data_store.make_data(cfg, device, dtype, progress=bar)
         if cfg["data_file"] is not None:
-            memory_estimate.check(cfg, len(data.x_train), len(data.x_test))
+            memory_estimate.check(cfg, len(data.x_train), len(data.x_test), device=device)
         if args.check:
             print(f"config and data ok: {data.description}")
             return 0
