@@ -59,7 +59,10 @@ def parse_args(argv):
 def convert(source: str, target: str) -> int:
     from tqdm import tqdm
 
-    with tqdm(total=1, unit="B", unit_scale=True, desc="converting", leave=False) as bar:
+    quiet = not sys.stderr.isatty()  # a bar on a terminal only: none in a log file
+    with tqdm(
+        total=1, unit="B", unit_scale=True, desc="converting", leave=False, disable=quiet
+    ) as bar:
 
         def progress(done, total):
             bar.total = total

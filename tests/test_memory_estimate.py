@@ -67,28 +67,16 @@ def test_available_memory_is_read_from_the_machine():
     assert source in ("MemAvailable", "the cgroup memory limit")
 
 
-class Recorder:
-    def __init__(self):
-        self.calls = []
-
-    def start(self, total, label):
-        self.calls.append(("start", total, label))
-
-    def update(self, done, train_rmse=None):
-        self.calls.append(("update", done))
-
-    def close(self):
-        self.calls.append(("close",))
-
-
-def test_long_data_generation_reports_progress_and_gives_the_same_points(monkeypatch):
+def test_long_data_generation_reports_progress_and_gives_the_same_points(
+    monkeypatch, progress_recorder
+):
     cfg = resolved(dataset_size=2500, test_size=100)
     plain = datasets.make_data(cfg, "cpu", torch.float32)
     monkeypatch.setattr(datasets, "EVAL_CHUNK", 1000)
-    bar = Recorder()
+    bar = progress_recorder
     chunked = datasets.make_data(cfg, "cpu", torch.float32, progress=bar)
     assert torch.equal(plain.y_train, chunked.y_train)
-    assert bar.calls[0] == ("start", 2500, "training points")
+    assert bar.calls[0] == ("start", 2500, "training points", None)
     assert [c for c in bar.calls if c[0] == "update"] == [
         ("update", 1000),
         ("update", 2000),
