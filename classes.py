@@ -8,14 +8,13 @@ and is trained on the one-hot targets with the cross-entropy of the softmax.
 Problems raise `DataError` with one line naming the file (and the line where there is one).
 """
 
-import csv
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from data_files import is_number
+from data_files import csv_rows, is_number
 from errors import ConfigError, DataError
 
 
@@ -64,15 +63,16 @@ def one_hot(labels: np.ndarray, names: list[str]) -> np.ndarray:
     return rows
 
 
-def read_labelled_file(path: str, n_in: int, n_classes: int):
+def read_labelled_file(path: str, n_in: int, n_classes: int, progress=None):
     """x (N, n_in) float64, one-hot y (N, n_classes), the class names and the input names of
-    the header (None: no header) of a labelled CSV or .npz."""
+    the header (None: no header) of a labelled CSV or .npz; ``progress``: see
+    `data_files.csv_rows`."""
     if Path(path).is_dir():
         raise DataError(f"{path}: task classification reads a CSV or .npz file, not a data store")
     if Path(path).suffix.lower() == ".npz" and Path(path).is_file():
         x, labels, header = _read_npz(path, n_in)
     else:
-        x, labels, header = _read_csv(path, n_in)
+        x, labels, header = _read_csv(path, n_in, progress)
     names = class_names(labels)
     if len(names) < 2:
         raise DataError(f"{path}: one class only ({names[0]}); classification needs two or more")
@@ -85,32 +85,19 @@ def read_labelled_file(path: str, n_in: int, n_classes: int):
     return x, one_hot(labels, names), names, header
 
 
-def _read_csv(path: str, n_in: int):
-    file = Path(path)
-    if not file.is_file():
-        raise DataError(f"{path}: cannot read: {'not a file' if file.exists() else 'not found'}")
+def _read_csv(path: str, n_in: int, progress=None):
     rows, labels, header = [], [], None
-    try:
-        with open(file, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            for cells in reader:
-                line = reader.line_num
-                if not cells or not "".join(cells).strip() or cells[0].lstrip().startswith("#"):
-                    continue
-                if len(cells) != n_in + 1:
-                    raise DataError(
-                        f"{path} line {line}: {len(cells)} columns, expected {n_in + 1} "
-                        f"({n_in} inputs from layer_dims + the class label)"
-                    )
-                if not rows and header is None and not any(map(is_number, cells[:n_in])):
-                    header = [cell.strip() for cell in cells]
-                    continue
-                rows.append(_inputs(cells[:n_in], path, line))
-                labels.append(_label(cells[-1], path, line))
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a UTF-8 text file (expected CSV or .npz)") from None
-    except (OSError, csv.Error) as error:
-        raise DataError(f"{path}: cannot read ({error})") from None
+    for line, cells in csv_rows(path, progress):
+        if len(cells) != n_in + 1:
+            raise DataError(
+                f"{path} line {line}: {len(cells)} columns, expected {n_in + 1} "
+                f"({n_in} inputs from layer_dims + the class label)"
+            )
+        if not rows and header is None and not any(map(is_number, cells[:n_in])):
+            header = [cell.strip() for cell in cells]
+            continue
+        rows.append(_inputs(cells[:n_in], path, line))
+        labels.append(_label(cells[-1], path, line))
     if not rows:
         raise DataError(f"{path}: no data rows")
     return np.array(rows, dtype=np.float64), np.array(labels, dtype=object), header

@@ -6,19 +6,23 @@ columns. Every row has the same number of columns, each cell a finite number.
 NPZ: arrays `x` (N, n_in) and `y` (N, n_out); 1-D is accepted for a width of 1.
 
 Problems raise `DataError` with one line naming the file, and the line and column where there
-is one.
+is one. A CSV of LARGE_FILE_BYTES or more shows its reading on the progress bar given (the
+CLI's, on a terminal only).
 """
 
 import csv
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from errors import DataError
+
+LARGE_FILE_BYTES = 50 * 10**6  # a CSV this large shows a progress bar while it is read
+PROGRESS_LINES = 1 << 16  # lines between two updates of that bar
 
 
 def is_number(cell: str) -> bool:
@@ -43,41 +47,63 @@ class CsvTable:
     lines: list[int]
 
 
-def read_csv(path: str, widths: Sequence[int] | None, hint: str) -> CsvTable:
-    """Read a CSV whose rows have one of ``widths`` columns (None: any, the first row's), all
-    rows the same; ``hint`` says in messages where the widths come from (e.g. "2 inputs + 1
-    output from layer_dims")."""
+def csv_rows(path: str, progress=None) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) of every row of the CSV ``path`` that is neither blank nor a '#'
+    comment; a missing or unreadable file, or one not UTF-8, is a `DataError`. ``progress`` (a
+    `progress.ProgressBar`) shows the bytes read, for a file of LARGE_FILE_BYTES or more."""
     file = Path(path)
-    if not file.exists():
-        raise DataError(f"{path}: cannot read: file not found")
     if not file.is_file():
-        raise DataError(f"{path}: cannot read: not a file")
-    rows: list[list[float]] = []
-    lines: list[int] = []
-    header, width = None, None
+        why = "not a file" if file.exists() else "file not found"
+        raise DataError(f"{path}: cannot read: {why}")
+    size = file.stat().st_size
+    bar = progress if progress is not None and size >= LARGE_FILE_BYTES else None
+    read = 0
+
+    def counted(handle) -> Iterator[str]:
+        nonlocal read
+        for text in handle:
+            read += len(text)
+            yield text
+
     try:
         with open(file, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
+            if bar is not None:
+                bar.start(size, f"reading {file.name}", unit="B")
+            reader = csv.reader(counted(handle))
             for cells in reader:
-                line = reader.line_num
+                if bar is not None and reader.line_num % PROGRESS_LINES == 0:
+                    bar.update(min(read, size))
                 if not cells or (len(cells) == 1 and not cells[0].strip()):
                     continue
-                if cells[0].lstrip().startswith("#"):
-                    continue
-                wrong = widths is not None and len(cells) not in widths
-                if wrong or (width is not None and len(cells) != width):
-                    raise _width_error(path, line, cells, width or widths, hint)
-                first = width is None
-                width = len(cells)
-                if first and not any(is_number(cell) for cell in cells):
-                    header = [cell.strip() for cell in cells]
-                    continue
-                rows.append(_parse_row(cells, path, line))
-                lines.append(line)
+                if not cells[0].lstrip().startswith("#"):
+                    yield reader.line_num, cells
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a UTF-8 text file (expected CSV or .npz)") from None
     except (OSError, csv.Error) as error:
         raise DataError(f"{path}: cannot read ({error})") from None
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def read_csv(path: str, widths: Sequence[int] | None, hint: str, progress=None) -> CsvTable:
+    """Read a CSV whose rows have one of ``widths`` columns (None: any, the first row's), all
+    rows the same; ``hint`` says in messages where the widths come from (e.g. "2 inputs + 1
+    output from layer_dims"); ``progress``: see `csv_rows`."""
+    rows: list[list[float]] = []
+    lines: list[int] = []
+    header, width = None, None
+    for line, cells in csv_rows(path, progress):
+        wrong = widths is not None and len(cells) not in widths
+        if wrong or (width is not None and len(cells) != width):
+            raise _width_error(path, line, cells, width or widths, hint)
+        first = width is None
+        width = len(cells)
+        if first and not any(is_number(cell) for cell in cells):
+            header = [cell.strip() for cell in cells]
+            continue
+        rows.append(_parse_row(cells, path, line))
+        lines.append(line)
     if not rows:
         raise DataError(f"{path}: no data rows")
     values = np.array(rows, dtype=np.float64)
@@ -126,12 +152,13 @@ def load_data_file(path: str, n_in: int, n_out: int) -> tuple[np.ndarray, np.nda
 
 
 def read_data_file(
-    path: str, n_in: int, n_out: int
+    path: str, n_in: int, n_out: int, progress=None
 ) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
-    """`load_data_file` and the column names of the file's header (None: no header)."""
+    """`load_data_file` and the column names of the file's header (None: no header);
+    ``progress``: see `csv_rows`."""
     if Path(path).suffix.lower() == ".npz" and Path(path).is_file():
         return (*_load_npz(path, n_in, n_out), None)
-    table = read_csv(path, (n_in + n_out,), columns_hint(n_in, n_out))
+    table = read_csv(path, (n_in + n_out,), columns_hint(n_in, n_out), progress)
     return table.values[:, :n_in], table.values[:, n_in:], table.header
 
 

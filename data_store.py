@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 import datasets
-from data_files import columns_hint, is_number
+from data_files import LARGE_FILE_BYTES, columns_hint, is_number
 from errors import DataError
 from names import variable_names
 
@@ -109,7 +109,7 @@ def make_data(cfg: dict, device, dtype, progress=None) -> datasets.Data:
             max(1, round(cfg["validation_fraction"] * len(train_index))), len(train_index) - 1
         )
         train_index, val_index = train_index[:-n_val], train_index[-n_val:]
-    lo, hi = _column_ranges(path, values, train_index, dtype)
+    lo, hi = _column_ranges(path, values, train_index, dtype, progress)
 
     def rows(index, columns):
         return MappedRows(values, index, columns, dtype, device)
@@ -157,9 +157,21 @@ def open_store(path) -> tuple[np.ndarray, list[str] | None]:
     return values, header
 
 
-def _column_ranges(path, values, train_index, dtype):
+def _column_ranges(path, values, train_index, dtype, progress=None):
     """Per-column min and max of the training inputs, one pass over the file in chunks (also
-    checking every value is finite in ``dtype``)."""
+    checking every value is finite in ``dtype``); ``progress`` follows it for a store of
+    data_files.LARGE_FILE_BYTES or more."""
+    bar = progress if progress is not None and values.nbytes >= LARGE_FILE_BYTES else None
+    if bar is not None:
+        bar.start(len(values), f"checking {Path(path).name}")
+    try:
+        return _scan_ranges(path, values, train_index, dtype, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _scan_ranges(path, values, train_index, dtype, bar):
     train = np.zeros(len(values), dtype=bool)
     train[train_index] = True
     lo = np.full(values.shape[1], np.inf)
@@ -173,6 +185,8 @@ def _column_ranges(path, values, train_index, dtype):
         kept = block[train[start : start + CHUNK_ROWS]]
         if len(kept):
             lo, hi = np.minimum(lo, kept.min(axis=0)), np.maximum(hi, kept.max(axis=0))
+        if bar is not None:
+            bar.update(start + len(block))
     return torch.from_numpy(lo), torch.from_numpy(hi)
 
 

@@ -76,14 +76,14 @@ def make_data(cfg: dict, device: torch.device | str, dtype: torch.dtype, progres
     least one, leaving at least one) become the validation set. ``progress`` (a
     `training.Progress`, e.g. the CLI's bar on a terminal) follows the evaluation of the target
     over more than EVAL_CHUNK points, chunk by chunk (the values are the same: the expressions
-    act row by row).
+    act row by row), and the reading of a CSV of data_files.LARGE_FILE_BYTES or more.
     """
     n_in, n_out = cfg["layer_dims"][0], cfg["layer_dims"][-1]
     train_generator, test_generator, shuffle_generator = _generators(cfg["seed"])
     early_stopping = cfg["early_stopping_patience"] is not None
     if cfg["data_file"] is not None:
         path, test_size = cfg["data_file"], cfg["test_size"]
-        x_np, y_np, input_names, output_names = _read_file(cfg, path, n_in, n_out)
+        x_np, y_np, input_names, output_names = _read_file(cfg, path, n_in, n_out, progress)
         x_all, y_all = torch.from_numpy(x_np), torch.from_numpy(y_np)
         needed = test_size + 1 + early_stopping
         if len(x_all) < needed:
@@ -144,13 +144,14 @@ def make_data(cfg: dict, device: torch.device | str, dtype: torch.dtype, progres
     )
 
 
-def _read_file(cfg: dict, path: str, n_in: int, n_out: int):
+def _read_file(cfg: dict, path: str, n_in: int, n_out: int, progress=None):
     """(x, y, input names, output names) of a data file; for classification y holds one-hot
-    rows and the output names are the classes (classes.py)."""
+    rows and the output names are the classes (classes.py). ``progress`` follows the reading
+    of a large CSV (data_files.LARGE_FILE_BYTES)."""
     if cfg["task"] == "classification":
-        x, y, classes, header = read_labelled_file(path, n_in, n_out)
+        x, y, classes, header = read_labelled_file(path, n_in, n_out, progress)
         return x, y, variable_names(header[:n_in] + ["y"] if header else None, n_in, 1)[0], classes
-    x, y, header = read_data_file(path, n_in, n_out)
+    x, y, header = read_data_file(path, n_in, n_out, progress)
     return x, y, *variable_names(header, n_in, n_out)
 
 

@@ -2,6 +2,8 @@
 
 A write that fails (disk full, folder not writable, file-size limit) raises `WriteError` naming
 the file and the reason; the file keeps its previous content and no temporary file is left.
+A process that must end on the spot (a second SIGTERM, stop_signals.py) first calls
+`remove_unfinished`, which removes the temporary files of the writes in progress.
 """
 
 import hashlib
@@ -16,6 +18,8 @@ import torch
 
 from errors import UserError, WriteError
 
+_writing: set[Path] = set()  # the targets of the writes in progress (their temporary files)
+
 
 def write_failure(path: str | os.PathLike, error: OSError) -> WriteError:
     """The one-line `WriteError` for an OSError met writing ``path``."""
@@ -27,10 +31,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place
     (an OSError on the way becomes a `WriteError`)."""
     path = Path(path)
+    _writing.add(path)  # before the temporary file exists: `remove_unfinished` finds it
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), dir=path.parent)
         os.close(fd)
     except OSError as error:
+        _writing.discard(path)
         raise write_failure(path, error) from None
     try:
         write(tmp)
@@ -41,6 +47,33 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
         if isinstance(error, OSError):
             raise write_failure(path, error) from None
         raise
+    finally:
+        _writing.discard(path)
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def remove_unfinished() -> None:
+    """Remove the temporary files of the writes in progress (their targets keep their previous
+    content), for a process about to end without unwinding (`os._exit`)."""
+    for path in list(_writing):
+        try:
+            left = [p for p in path.parent.iterdir() if p.name.startswith(_temporary_prefix(path))]
+            for tmp in left:
+                tmp.unlink()
+        except OSError:
+            pass
+
+
+def rename(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Move the complete file ``source`` to ``target`` in one step (an OSError becomes a
+    `WriteError`)."""
+    try:
+        os.replace(source, target)
+    except OSError as error:
+        raise write_failure(target, error) from None
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -29,10 +29,17 @@ optimizer + grid update, attribution): the phases follow one another. `check` co
 the memory available (/proc/meminfo MemAvailable, or the cgroup's limit minus its usage when
 that is lower) and refuses with one line: the total, the largest parts, what is available, which
 keys to change. benchmarks/bench_memory.py compares the estimate with the measured peak RSS.
+
+On an accelerator (device cuda) everything but the process lives in the device's memory: that
+part is compared with the device's free memory (`device_memory`: ``torch.cuda.mem_get_info``,
+the same for any torch device module that has it), and the process and the data (read or
+generated on the host first) with the host's.
 """
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
 
 from errors import ConfigError
 from nodes import parse_levels
@@ -40,6 +47,7 @@ from nodes import parse_levels
 GRID_SAMPLES = 20000  # training.MAX_GRID_SAMPLES: samples of a grid update or refinement
 LATER_LIBRARIES = 150 * 2**20  # measured: numba kernels +75 MB, matplotlib and plots +65 MB
 LOOKUP_BUCKETS = 4  # layer_kernels.LOOKUP_BUCKETS
+PROCESS = "process and libraries"  # the part of an estimate in host memory whatever the device
 KEYS = {
     "parameters and grids": "layer_dims, grid_size or max_grid_size",
     "optimizer": "layer_dims, grid_size or max_grid_size (or optimizer adam)",
@@ -166,7 +174,7 @@ def estimate(cfg: dict, n_train: int | None = None, n_test: int | None = None) -
     else:
         parts["optimizer"] = optimizer
         parts[peak] = phases[peak] - optimizer
-    parts["process and libraries"] = resident_memory() + LATER_LIBRARIES
+    parts[PROCESS] = resident_memory() + LATER_LIBRARIES
     return Estimate(parts)
 
 
@@ -226,24 +234,51 @@ def human(n: float) -> str:
     return f"{n:.3g} PB"
 
 
+def device_memory(device) -> tuple[int, str]:
+    """(free bytes on the accelerator ``device``, where that figure comes from), from its torch
+    module's ``mem_get_info`` (torch.cuda); (0, "") when it has none or cannot say."""
+    device = torch.device(device)
+    query = getattr(getattr(torch, device.type, None), "mem_get_info", None)
+    if query is None:
+        return 0, ""
+    try:
+        free, _total = query(device)
+    except (RuntimeError, AssertionError, ValueError):  # no such device, no driver
+        return 0, ""
+    return int(free), f"free on {device}, torch.{device.type}.mem_get_info"
+
+
 def check(
     cfg: dict,
     n_train: int | None = None,
     n_test: int | None = None,
     available: tuple[int, str] | None = None,
+    device="cpu",
 ) -> Estimate:
     """The estimate, or a `ConfigError` (one line) when it exceeds the memory available (a
-    machine that does not say what it has is not checked)."""
+    machine that does not say what it has is not checked). ``available``: the host's (default
+    `available_memory`); on an accelerator ``device`` also its free memory (`device_memory`)."""
     need = estimate(cfg, n_train, n_test)
-    free, source = available_memory() if available is None else available
-    if not free or need.total <= free:
+    host = available_memory() if available is None else available
+    if torch.device(device).type == "cpu":
+        _refuse_over(cfg, need, host, "")
         return need
+    _refuse_over(cfg, Estimate({k: need.parts[k] for k in ("data", PROCESS)}), host, "")
+    on_device = Estimate({k: v for k, v in need.parts.items() if k != PROCESS})
+    _refuse_over(cfg, on_device, device_memory(device), f" on {torch.device(device)}")
+    return need
+
+
+def _refuse_over(cfg: dict, need: Estimate, available: tuple[int, str], where: str) -> None:
+    free, source = available
+    if not free or need.total <= free:
+        return
     shown = sorted(need.parts.items(), key=lambda kv: -kv[1])[:3]
     parts = ", ".join(f"{name} {human(size)}" for name, size in shown)
     grid = largest_grid(cfg)
     layers = f"layer_dims {cfg['layer_dims']} at grid {grid}"
     raise ConfigError(
-        f"not enough memory: this configuration needs about {human(need.total)} ({layers}, "
-        f"{cfg['dtype']}: {parts}), but {human(free)} is available ({source}); "
+        f"not enough memory{where}: this configuration needs about {human(need.total)}{where} "
+        f"({layers}, {cfg['dtype']}: {parts}), but {human(free)} is available ({source}); "
         f"lower {KEYS[need.largest()]}"
     )

@@ -23,9 +23,17 @@ class ProgressBar:
         """A bar is shown when enabled and stderr is a terminal."""
         return enabled and sys.stderr.isatty()
 
-    def start(self, total: int, label: str) -> None:
-        unit = "step" if label in ("train", "finetune") else "row"
-        self._bar = self._tqdm(total=total, desc=label, unit=unit, leave=False, dynamic_ncols=True)
+    def start(self, total: int, label: str, unit: str | None = None) -> None:
+        """A bar of ``total`` units (default: steps for training, else rows; "B": bytes)."""
+        unit = unit or ("step" if label in ("train", "finetune") else "row")
+        self._bar = self._tqdm(
+            total=total,
+            desc=label,
+            unit=unit,
+            unit_scale=unit == "B",
+            leave=False,
+            dynamic_ncols=True,
+        )
 
     def update(self, done: int, train_rmse: float | None = None) -> None:
         self._bar.update(done - self._bar.n)

@@ -12,6 +12,7 @@ are printed by rank 0 alone) before the process group starts; rank 0 alone write
 ``--check`` validates the config and the data and writes nothing.
 """
 
+import functools
 import sys
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from experiment import initial_model, run_experiment  # noqa: E402
 from progress import ProgressBar  # noqa: E402
 from run_folder import PROJECT_DIR, RunFolder  # noqa: E402
 from runtime import kernel_threads, resolve_device, torch_dtype  # noqa: E402
-from stop_signals import SecondSignal, StopSignals, exit_now  # noqa: E402
+from stop_signals import StopSignals  # noqa: E402
 
 DEFAULT_CONFIG = "pykan_mit.input"
 EXIT_PEER_LOST = 3  # several processes: another one failed; this one stopped
@@ -66,7 +67,10 @@ def parse_args(argv):
 def convert(source: str, target: str) -> int:
     from tqdm import tqdm
 
-    with tqdm(total=1, unit="B", unit_scale=True, desc="converting", leave=False) as bar:
+    quiet = not sys.stderr.isatty()  # a bar on a terminal only: none in a log file
+    with tqdm(
+        total=1, unit="B", unit_scale=True, desc="converting", leave=False, disable=quiet
+    ) as bar:
 
         def progress(done, total):
             bar.total = total
@@ -82,8 +86,9 @@ def default_config_path() -> str:
     return str(here if here.is_file() else PROJECT_DIR / DEFAULT_CONFIG)
 
 
-def train_from_args(argv: list[str]) -> int:
-    """Everything that can be a user mistake happens before the run folder exists."""
+def train_from_args(argv: list[str], exit_at_once: bool = False) -> int:
+    """Everything that can be a user mistake happens before the run folder exists.
+    ``exit_at_once``: see `main`."""
     args = parse_args(argv)
     if args.convert:
         return convert(*args.convert)
@@ -98,12 +103,12 @@ def train_from_args(argv: list[str]) -> int:
         cfg = config_mod.load_config(config_path, args.set)
     device, dtype = resolve_device(cfg["device"]), torch_dtype(cfg["dtype"])
     if cfg["data_file"] is None:  # the data's size is known before any work
-        memory_estimate.check(cfg)
+        memory_estimate.check(cfg, device=device)
     bar = ProgressBar() if ProgressBar.wanted(cfg["progress_bar"]) else None
     with kernel_threads(device):
         data = data_store.make_data(cfg, device, dtype, progress=bar)
         if cfg["data_file"] is not None:
-            memory_estimate.check(cfg, len(data.x_train), len(data.x_test))
+            memory_estimate.check(cfg, len(data.x_train), len(data.x_test), device=device)
         if args.check:
             print(f"config and data ok: {data.description}")
             return 0
@@ -115,12 +120,15 @@ def train_from_args(argv: list[str]) -> int:
             if point is not None and group.active:
                 raise UserError("--resume runs in one process (not under torchrun)")
             data = distributed.shard_data(data, group)
-            return _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar, point)
+            stop = StopSignals(exit_at_once=exit_at_once)
+            return _run_rank(
+                cfg, data, model, args, config_path, device, dtype, group, bar, point, stop
+            )
         finally:
             distributed.finish(group)
 
 
-def _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar, point) -> int:
+def _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar, point, stop) -> int:
     """This process's part of the run: rank 0 writes the run folder, the others nothing; a
     resumed run continues in its own folder unless --dir names a new one."""
     root, echo = group.is_root, bar.write if bar else print
@@ -131,7 +139,7 @@ def _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar, po
     else:
         run = RunFolder.create(args.dir, echo=echo)
     try:
-        with StopSignals() as stop:
+        with stop:
             return run_experiment(
                 cfg,
                 data,
@@ -154,13 +162,13 @@ def _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar, po
         run.close()
 
 
-def main(argv=None) -> int:
-    return cli.run(train_from_args, argv)
+def main(argv=None, exit_at_once: bool = False) -> int:
+    """The command line (``argv``: default the process's arguments) → its exit code.
+    ``exit_at_once`` (the command line's own process only, never in-process use): a second
+    SIGTERM/SIGHUP ends the process on the spot; otherwise it raises
+    `stop_signals.SecondSignal` (see stop_signals.py)."""
+    return cli.run(functools.partial(train_from_args, exit_at_once=exit_at_once), argv)
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except SecondSignal as stop:
-        exit_now(stop.code)
-    sys.exit(code)
+    sys.exit(main(exit_at_once=True))

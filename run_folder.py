@@ -25,6 +25,7 @@ BACKUP_DIR = "src_backup"
 MODEL_FILE = "pykan_mit_model.pth"
 RESUME_FILE = "resume_state.pth"  # the checkpoint `--resume` continues from (resume.py)
 RESUME_SUM_FILE = "resume_state.sha256"  # the SHA-256 of its bytes, written after it
+STAGED_MODEL_FILE = "pykan_mit_model.next.pth"  # a new model file until its config is written
 CONFIG_FILE = "pykan_mit_config.json"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.json"
@@ -56,13 +57,27 @@ def write_model_files(run_dir, checkpoint: dict, config: dict, architecture: dic
     """Write the model file (plain tensors and strings: ``torch.load(weights_only=True)``) and
     the config beside it into ``run_dir``; the config's "model" block repeats the model file's
     checksum (model_integrity.py), so a model file and a config that do not belong together
-    are refused on load."""
+    are refused on load.
+
+    The pair stays consistent whenever the writing stops (a crash, a full disk, a second
+    SIGTERM): the new model is written as STAGED_MODEL_FILE, then the config naming its
+    checksum, then the staged file is renamed to MODEL_FILE. Stopped before the config, the
+    folder holds the old pair (and a staged file nothing names); stopped after, the config names
+    the staged model, which `simple_kan.load_model` then loads; each file is whole (fileio)."""
     run_dir = Path(run_dir)
-    fileio.save_tensors(run_dir / MODEL_FILE, checkpoint)
+    staged = run_dir / STAGED_MODEL_FILE
+    fileio.save_tensors(staged, checkpoint)
     block = dict(architecture)
     if CHECKSUM_KEY in checkpoint:
         block[CHECKSUM_KEY] = checkpoint[CHECKSUM_KEY]
     fileio.write_json(run_dir / CONFIG_FILE, saved_config(config, block))
+    fileio.rename(staged, run_dir / MODEL_FILE)
+
+
+def staged_model(model_file: Path) -> Path | None:
+    """The staged replacement beside a run folder's model file, when there is one."""
+    staged = Path(model_file).with_name(STAGED_MODEL_FILE)
+    return staged if Path(model_file).name == MODEL_FILE and staged.is_file() else None
 
 
 def model_paths(path) -> tuple[Path, Path]:

@@ -398,21 +398,19 @@ def load_model(path, device="cpu") -> tuple[SimpleKAN, dict]:
 
     Tensors are loaded with ``weights_only=True``: a file carrying code is refused, and nothing
     in the run folder (``src_backup/`` included) is ever imported or executed. A file whose
-    content or checksum is not what training wrote is refused (`model_integrity.check`).
+    content or checksum is not what training wrote is refused (`model_integrity.check`). A
+    replacement of the model cut short after its config was written (`run_folder.STAGED_MODEL_FILE`
+    holds the model that config names) loads the new pair; cut short before, the old pair.
     """
     model_file, config_file = run_folder.model_paths(path)
-    if not model_file.is_file():
+    staged = run_folder.staged_model(model_file)
+    if not model_file.is_file() and staged is None:
         raise UserError(f"no model file in {path}: expected {MODEL_FILE}")
     if not config_file.is_file():
         raise UserError(f"no config file beside the model: expected {config_file}")
     config = fileio.read_json_object(config_file, "JSON config")
     device = resolve_device(device)
-    try:
-        with warnings.catch_warnings():  # torch warns on odd pickle headers: we say it in one line
-            warnings.simplefilter("ignore")
-            ckpt = torch.load(model_file, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any failure to unpickle safely: corrupt, or carrying code
-        raise _load_error(model_file, exc) from None
+    model_file, ckpt = _current_model(model_file, staged, config)
     model_integrity.check(model_file, ckpt, config)
     try:
         model = SimpleKAN.from_checkpoint(ckpt)
@@ -420,3 +418,32 @@ def load_model(path, device="cpu") -> tuple[SimpleKAN, dict]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{model_file}: damaged model file ({first[:200]})") from None
     return model.to(device).eval(), config
+
+
+def _read_checkpoint(model_file: Path):
+    try:
+        with warnings.catch_warnings():  # torch warns on odd pickle headers: we say it in one line
+            warnings.simplefilter("ignore")
+            return torch.load(model_file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any failure to unpickle safely: corrupt, or carrying code
+        raise _load_error(model_file, exc) from None
+
+
+def _current_model(model_file: Path, staged: Path | None, config: dict) -> tuple[Path, object]:
+    """(file, checkpoint) of the model that belongs to ``config``: the model file, or the
+    staged one when the config names its checksum (see `run_folder.write_model_files`)."""
+    ckpt = _read_checkpoint(model_file) if model_file.is_file() else None
+    if staged is None or _named_by(ckpt, config):
+        return model_file, ckpt
+    replacement = _read_checkpoint(staged)  # whole: written atomically like every file
+    if _named_by(replacement, config) or ckpt is None:
+        return staged, replacement
+    return model_file, ckpt
+
+
+def _named_by(ckpt, config: dict) -> bool:
+    """Whether the config's "model" block names the checksum of ``ckpt``."""
+    block = config.get("model")
+    named = block.get(model_integrity.CHECKSUM_KEY) if isinstance(block, dict) else None
+    recorded = ckpt.get(model_integrity.CHECKSUM_KEY) if isinstance(ckpt, dict) else None
+    return named is not None and named == recorded

@@ -29,3 +29,26 @@ def small_cfg():
         return config.validate_config(cfg, "test")
 
     return make
+
+
+class ProgressRecorder:
+    """A `training.Progress` that records its calls: ("start", total, label, unit),
+    ("update", done), ("close",)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def start(self, total, label, unit=None):
+        self.calls.append(("start", total, label, unit))
+
+    def update(self, done, train_rmse=None):
+        self.calls.append(("update", done))
+
+    def close(self):
+        self.calls.append(("close",))
+
+
+@pytest.fixture
+def progress_recorder():
+    """A fresh `ProgressRecorder`."""
+    return ProgressRecorder()

@@ -1,9 +1,12 @@
 """data_files.py: the CSV reader's rules (header, comments, blank lines, widths, numbers) and
 the .npz reader."""
 
+import os
+
 import numpy as np
 import pytest
 
+import data_files
 from data_files import load_data_file
 from errors import DataError
 
@@ -96,3 +99,53 @@ def test_file_that_is_not_an_npz_archive_is_rejected(tmp_path):
     np.savez(path, x=np.array([object()]), y=np.zeros(1))
     with pytest.raises(DataError, match="cannot read array 'x'"):
         load_data_file(str(path), 2, 1)
+
+
+@pytest.fixture
+def large_csv(write_file, monkeypatch):
+    """A 2-input, 1-output CSV of 3000 rows (about 40 kB), with LARGE_FILE_BYTES lowered to
+    10 kB so that it counts as large; returns (path, its values)."""
+    values = np.random.default_rng(0).uniform(-1, 1, (3000, 3)).round(6)
+    text = "a,b,y\n" + "".join(",".join(repr(float(v)) for v in row) + "\n" for row in values)
+    monkeypatch.setattr(data_files, "LARGE_FILE_BYTES", 10_000)
+    monkeypatch.setattr(data_files, "PROGRESS_LINES", 500)
+    return write_file(text), values
+
+
+def test_reading_a_large_csv_reports_the_bytes_read(large_csv, progress_recorder):
+    path, values = large_csv
+    size = os.path.getsize(path)
+    x, y, header = data_files.read_data_file(path, 2, 1, progress_recorder)
+    np.testing.assert_array_equal(np.c_[x, y], values)  # the same values as without progress
+    calls = progress_recorder.calls
+    assert calls[0] == ("start", size, "reading data.csv", "B") and calls[-1] == ("close",)
+    done = [c[1] for c in calls if c[0] == "update"]
+    assert len(done) == 3001 // 500 and done == sorted(done) and 0 < done[-1] <= size
+
+
+def test_a_small_csv_or_no_bar_reports_nothing(large_csv, progress_recorder, monkeypatch):
+    path, _ = large_csv
+    monkeypatch.setattr(data_files, "LARGE_FILE_BYTES", os.path.getsize(path) + 1)
+    data_files.read_data_file(path, 2, 1, progress_recorder)
+    assert progress_recorder.calls == []
+
+
+def test_the_bar_shows_on_stderr_for_a_large_file_only(large_csv, capsys, monkeypatch):
+    from progress import ProgressBar
+
+    path, _ = large_csv
+    data_files.read_data_file(path, 2, 1, ProgressBar())
+    assert "reading data.csv" in capsys.readouterr().err
+    monkeypatch.setattr(data_files, "LARGE_FILE_BYTES", 50 * 10**6)
+    data_files.read_data_file(path, 2, 1, ProgressBar())
+    assert capsys.readouterr().err == ""
+
+
+def test_a_labelled_csv_reports_its_reading_too(write_file, monkeypatch, progress_recorder):
+    from classes import read_labelled_file
+
+    path = write_file("a,b,label\n" + "0.5,1,cat\n-1,2,dog\n" * 200)
+    monkeypatch.setattr(data_files, "LARGE_FILE_BYTES", 1000)
+    x, y, names, header = read_labelled_file(path, 2, 2, progress_recorder)
+    assert names == ["cat", "dog"] and x.shape == (400, 2) and header == ["a", "b", "label"]
+    assert progress_recorder.calls[0][2] == "reading data.csv"

@@ -68,3 +68,22 @@ def test_a_folder_without_a_store_is_one_clear_error(tmp_path, small_cfg, capsys
     )
     assert code == 2
     assert "a folder without values.npy" in capsys.readouterr().err
+
+
+def test_opening_a_large_store_reports_its_pass_over_the_rows(
+    csv_and_store, small_cfg, monkeypatch, progress_recorder
+):
+    _, store = csv_and_store
+    cfg = {**small_cfg(test_size=50), "data_file": store}
+    data_store.make_data(cfg, "cpu", torch.float64, progress=progress_recorder)
+    assert progress_recorder.calls == []  # 500 rows: small
+    monkeypatch.setattr(data_store, "LARGE_FILE_BYTES", 1000)
+    monkeypatch.setattr(data_store, "CHUNK_ROWS", 200)
+    data_store.make_data(cfg, "cpu", torch.float64, progress=progress_recorder)
+    assert progress_recorder.calls == [
+        ("start", 500, "checking store", None),
+        ("update", 200),
+        ("update", 400),
+        ("update", 500),
+        ("close",),
+    ]

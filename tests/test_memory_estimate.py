@@ -67,31 +67,85 @@ def test_available_memory_is_read_from_the_machine():
     assert source in ("MemAvailable", "the cgroup memory limit")
 
 
-class Recorder:
-    def __init__(self):
-        self.calls = []
-
-    def start(self, total, label):
-        self.calls.append(("start", total, label))
-
-    def update(self, done, train_rmse=None):
-        self.calls.append(("update", done))
-
-    def close(self):
-        self.calls.append(("close",))
-
-
-def test_long_data_generation_reports_progress_and_gives_the_same_points(monkeypatch):
+def test_long_data_generation_reports_progress_and_gives_the_same_points(
+    monkeypatch, progress_recorder
+):
     cfg = resolved(dataset_size=2500, test_size=100)
     plain = datasets.make_data(cfg, "cpu", torch.float32)
     monkeypatch.setattr(datasets, "EVAL_CHUNK", 1000)
-    bar = Recorder()
+    bar = progress_recorder
     chunked = datasets.make_data(cfg, "cpu", torch.float32, progress=bar)
     assert torch.equal(plain.y_train, chunked.y_train)
-    assert bar.calls[0] == ("start", 2500, "training points")
+    assert bar.calls[0] == ("start", 2500, "training points", None)
     assert [c for c in bar.calls if c[0] == "update"] == [
         ("update", 1000),
         ("update", 2000),
         ("update", 2500),
     ]
     assert bar.calls[-1] == ("close",)
+
+
+def _gpu(monkeypatch, free: int, total: int = 80 * 10**9) -> list:
+    """A CUDA device with ``free`` bytes free, as torch.cuda reports it (no GPU here)."""
+    asked = []
+
+    def mem_get_info(device=None):
+        asked.append(torch.device(device))
+        return free, total
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    return asked
+
+
+def test_on_cuda_the_device_part_is_compared_with_the_free_device_memory(monkeypatch):
+    cfg = resolved(dataset_size=10**6, batch_size=None)
+    need = memory_estimate.estimate(cfg)
+    on_device = need.total - need.parts[memory_estimate.PROCESS]
+    host = (10**12, "MemAvailable")
+    asked = _gpu(monkeypatch, on_device + 10**6)
+    memory_estimate.check(cfg, available=host, device=torch.device("cuda"))  # just fits
+    assert asked == [torch.device("cuda")]
+    _gpu(monkeypatch, on_device - 10**6)
+    with pytest.raises(ConfigError) as refused:
+        memory_estimate.check(cfg, available=host, device="cuda:0")
+    line = str(refused.value)
+    assert line.startswith("not enough memory on cuda:0: this configuration needs about ")
+    assert f"{memory_estimate.human(on_device)} on cuda:0" in line
+    assert "(free on cuda:0, torch.cuda.mem_get_info); lower " in line and "\n" not in line
+
+
+def test_on_cuda_the_host_holds_only_the_process_and_the_data(monkeypatch):
+    cfg = resolved(dataset_size=10**6, batch_size=None)
+    need = memory_estimate.estimate(cfg)
+    host = need.parts[memory_estimate.PROCESS] + need.parts["data"]
+    assert host < need.total
+    _gpu(monkeypatch, 10**12)
+    memory_estimate.check(cfg, available=(host + 10**6, "MemAvailable"), device="cuda")
+    with pytest.raises(ConfigError, match="^not enough memory: .* is available \\(MemAvailable\\)"):
+        memory_estimate.check(cfg, available=(host - 10**6, "MemAvailable"), device="cuda")
+    with pytest.raises(ConfigError):  # on the CPU the whole estimate is the host's
+        memory_estimate.check(cfg, available=(host + 10**6, "MemAvailable"))
+
+
+def test_a_device_that_cannot_say_its_free_memory_is_not_checked(monkeypatch):
+    def broken(device=None):
+        raise RuntimeError("no CUDA driver")
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", broken)
+    assert memory_estimate.device_memory("cuda") == (0, "")
+    assert memory_estimate.device_memory("meta") == (0, "")  # no torch.meta module
+    cfg = resolved(layer_dims=[2, 100000, 100000, 1])
+    memory_estimate.check(cfg, available=(0, ""), device="cuda")
+
+
+def test_the_command_line_refuses_what_does_not_fit_on_the_gpu_in_one_line(
+    tmp_path, monkeypatch, capsys
+):
+    _gpu(monkeypatch, 10 * 10**6)
+    run = tmp_path / "run"
+    code = pykan_mit.main(["--dir", str(run), "--set", 'device="cuda"'])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: not enough memory on cuda: ") and "10 MB is available" in err
+    assert not run.exists()

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 import fileio
 import run_folder
@@ -93,3 +94,49 @@ def test_the_backup_holds_the_code_and_the_config_given(tmp_path):
     backup = run.path / run_folder.BACKUP_DIR
     assert (backup / "run_folder.py").is_file() and (backup / "pykan_mit.input").is_file()
     assert (backup / "config_used_mine.input").read_text() == "{}"
+
+
+def _model(seed: int):
+    from simple_kan import SimpleKAN
+
+    torch.manual_seed(seed)
+    return SimpleKAN([2, 3, 1], grid_size=4)
+
+
+def _same(a, b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+@pytest.mark.parametrize("stop", ["model", "config", "rename", None])
+@pytest.mark.parametrize("first", [False, True], ids=["replacing", "first write"])
+def test_the_model_and_config_pair_loads_whenever_writing_stops(tmp_path, monkeypatch, stop, first):
+    """A crash at any step of replacing the pair leaves the old pair or the new one, each
+    loading as itself (never a model with another model's config)."""
+    from simple_kan import load_model
+
+    old, new = _model(0), _model(1)
+    assert not _same(old, new)
+    if not first:
+        old.save_model(tmp_path, {"seed": 0})
+    step = {"model": "save_tensors", "config": "write_json", "rename": "rename"}.get(stop)
+    if step is not None:
+
+        def crash(*args, **kwargs):
+            raise KeyboardInterrupt  # what a kill at this point leaves: the steps before
+
+        monkeypatch.setattr(fileio, step, crash)
+    try:
+        new.save_model(tmp_path, {"seed": 1})
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert not [n for n in names if n.startswith(".")], names
+    if first and stop in ("model", "config"):  # nothing names a model yet: none to load
+        with pytest.raises(UserError):
+            load_model(tmp_path)
+        return
+    loaded, config = load_model(tmp_path)
+    expected = old if stop in ("model", "config") else new
+    assert _same(loaded, expected) and config["seed"] == (0 if expected is old else 1)
+    assert (run_folder.STAGED_MODEL_FILE in names) == (stop in ("config", "rename"))

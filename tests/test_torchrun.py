@@ -5,12 +5,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+from cli_runs import cli_args, script_command, start
+
 import pykan_mit
-from run_folder import METRICS_FILE, MODEL_FILE, PROJECT_DIR
+from run_folder import LOG_FILE, METRICS_FILE, MODEL_FILE
 
 SETS = {
     "layer_dims": [2, 3, 1],
@@ -26,22 +27,16 @@ SETS = {
 }
 
 
+ENV = {"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"}  # nothing of this process's environment
+
+
 def _args(run_dir, **extra) -> list[str]:
-    args = ["--dir", str(run_dir)]
-    for key, value in {**SETS, **extra}.items():
-        args += ["--set", f"{key}={json.dumps(value)}"]
-    return args
+    return cli_args(run_dir, {**SETS, **extra})
 
 
 def _torchrun(args) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    return subprocess.run(
-        [*command, str(PROJECT_DIR / "pykan_mit.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"},
-    )
+    command = script_command(args, processes=2)
+    return subprocess.run(command, capture_output=True, text=True, timeout=240, env=ENV)
 
 
 def test_two_ranks_write_one_run_folder_matching_a_plain_run(tmp_path):
@@ -69,19 +64,11 @@ def test_ctrl_c_stops_every_rank_after_the_same_step_and_completes_the_run_folde
     """SIGINT to the whole process group (what a terminal's Ctrl-C does): the ranks agree on the
     step to stop after, and rank 0 still writes a complete run folder."""
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     args = _args(run_dir, num_steps=10**6, log_interval=20, update_strategy="none")
-    proc = subprocess.Popen(
-        [*command, str(PROJECT_DIR / "pykan_mit.py"), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env={"MPLBACKEND": "Agg", "PATH": "/usr/bin:/bin"},
-    )
+    proc = start(args, processes=2, start_new_session=True, env=ENV)
     try:
         deadline = time.monotonic() + 120
-        log = run_dir / "run.log"
+        log = run_dir / LOG_FILE
         while not (log.is_file() and "train step" in log.read_text()):
             assert proc.poll() is None and time.monotonic() < deadline, "training did not start"
             time.sleep(0.2)

@@ -3,15 +3,15 @@
 import errno
 import json
 import os
+import subprocess
 
-import numpy as np
 import pytest
+from cli_runs import assert_whole, child_env, cli_args, script_command
 
 import fileio
 import pykan_mit
 from errors import WriteError
-from run_folder import LOG_FILE, MODEL_FILE, SAMPLES_FILE
-from simple_kan import load_model
+from run_folder import LOG_FILE, STAGED_MODEL_FILE
 
 SMALL = {
     "layer_dims": [2, 3, 1],
@@ -25,10 +25,7 @@ SMALL = {
 
 
 def argv(run, **keys) -> list[str]:
-    out = ["--dir", str(run)]
-    for key, value in {**SMALL, **keys}.items():
-        out += ["--set", f"{key}={json.dumps(value)}"]
-    return out
+    return cli_args(run, {**SMALL, **keys})
 
 
 def fail_at(monkeypatch, n: int, code: int = errno.ENOSPC) -> list[str]:
@@ -52,21 +49,6 @@ def fail_at(monkeypatch, n: int, code: int = errno.ENOSPC) -> list[str]:
     return seen
 
 
-def assert_whole(run) -> None:
-    """Every file in the run folder is complete: no temporary file, each readable."""
-    names = sorted(p.name for p in run.iterdir())
-    assert not [n for n in names if n.startswith(".")], names
-    for path in run.glob("*.json"):
-        json.loads(path.read_text())
-    for path in run.glob("*.pdf"):
-        assert path.read_bytes().rstrip().endswith(b"%%EOF"), path
-    if (run / MODEL_FILE).exists():
-        load_model(run)
-    if (run / SAMPLES_FILE).exists():
-        with np.load(run / SAMPLES_FILE) as data:
-            assert "x_train" in data.files
-
-
 @pytest.fixture(scope="module")
 def writes(tmp_path_factory) -> list[str]:
     """The files a successful run writes, in order."""
@@ -79,15 +61,15 @@ def writes(tmp_path_factory) -> list[str]:
 
 def test_a_run_writes_its_files_atomically(writes):
     assert writes[0] == "pykan_mit_config.json" and "mse_loss_plot.pdf" in writes
-    assert writes.count(MODEL_FILE) == 3  # two checkpoints and the final model
+    assert writes.count(STAGED_MODEL_FILE) == 3  # two checkpoints and the final model
 
 
 @pytest.mark.parametrize("which", ["first", "checkpoint", "final model", "metrics", "plot"])
 def test_a_full_disk_at_any_write_ends_with_one_line(which, writes, tmp_path, monkeypatch, capsys):
     n = {
         "first": 1,
-        "checkpoint": writes.index(MODEL_FILE) + 1,
-        "final model": len(writes) - writes[::-1].index(MODEL_FILE),
+        "checkpoint": writes.index(STAGED_MODEL_FILE) + 1,
+        "final model": len(writes) - writes[::-1].index(STAGED_MODEL_FILE),
         "metrics": writes.index("metrics.json") + 1,
         "plot": len(writes),
     }[which]
@@ -153,21 +135,17 @@ def test_a_file_size_limit_in_a_real_process_ends_with_one_line(writes, tmp_path
     same run trained in this process first (``writes``), so the CPU kernels' cache is complete
     and the limited process only reads it."""
     import resource
-    import subprocess
-    import sys
-    from pathlib import Path
 
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (10000, 10000))
 
     run = tmp_path / "run"
-    script = Path(__file__).resolve().parent.parent / "pykan_mit.py"
     done = subprocess.run(
-        [sys.executable, str(script), *argv(run, checkpoint_interval=None)],
+        script_command(argv(run, checkpoint_interval=None)),
         preexec_fn=limit,
         capture_output=True,
         text=True,
-        env=dict(os.environ, MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1"),  # no cut .pyc
+        env=child_env(PYTHONDONTWRITEBYTECODE="1"),  # no cut .pyc
         timeout=240,
     )
     lines = done.stderr.strip().splitlines()
