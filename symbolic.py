@@ -15,9 +15,8 @@ the formula fits the targets as well as the network does (`fits_as_well`, see `s
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
-from types import SimpleNamespace
 
 import numpy as np
 import sympy
@@ -25,38 +24,27 @@ import torch
 from torch import nn
 
 from arrays import rmse, to_numpy
+from edge_fits import ALTERNATIVES, SIMPLEST_R2, edge_fits  # noqa: F401 (documented here)
 from formula_snap import SNAP_SLACK, refine_formula
 from names import default_names
 from nodes import Level, combine, parse_levels
 from symbolic_fit import (
     LIBRARY,
     Fit,
-    fit_candidates,
     free_parameters,
     library_entry,
     library_names,
-    select_fit,
-    snap,
 )
-
-# `symbolify` first tries the simplest function of every edge that reaches this R^2 (or the
-# caller's threshold when lower); the fit of the whole formula to the data decides.
-SIMPLEST_R2 = 0.95
 
 # A formula fits as well as a reference (the network, or its symbolic network) when its RMSE is
 # at most FIT_REL times the reference's plus FIT_ABS times the spread of the targets.
 FIT_REL = 1.1
 FIT_ABS = 1e-6
 
-
-# An edge whose spread is below this fraction of the spread of the subnode it feeds (its
-# attribution share) is a constant in the formula (e.g. the cross edges of a product learnt by
-# a multiplication node); its recorded R^2 is 1 - share^2, what the subnode keeps.
-NEGLIGIBLE_SHARE = 1e-3
-
 # Composition (`compose`): constants within `tolerance` of p/q or p/q * pi (q <= 12) are
 # replaced by that number; larger expressions than this are not rewritten.
 ROUND_DENOMINATOR = 12
+ROUND_TOLERANCE = 1e-6  # compose: constants this close (relative) to p/q or p/q * pi become exact
 SIMPLIFY_MAX_OPS = 400
 
 
@@ -367,7 +355,8 @@ class SymbolicResult:
     candidate). edge_r2: per layer {(j, i): R^2 of the edge fit to its spline}. unfit_edges:
     (layer, j, i) of the edges with no fit reaching the threshold. rmse: of the formulas on the
     (x, y) given (None unless ok). test_rmse: of the formulas on held-out data, set by the
-    caller (None when not measured).
+    caller (None when not measured). alternatives: per layer {(j, i): other fits of that edge
+    as good as its choice (`ALTERNATIVES`; not in the document), for formula_units.py.
     """
 
     formulas: list[str]
@@ -379,6 +368,7 @@ class SymbolicResult:
     ok: bool = False
     rmse: float | None = None
     test_rmse: float | None = None
+    alternatives: list[dict[tuple[int, int], list[Fit]]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The symbolic.json document: "ok", "formulas", "latex", "edges" (by layer, then
@@ -481,39 +471,6 @@ def _model_input(model, x) -> torch.Tensor:
     return torch.as_tensor(x).to(dtype=reference.dtype, device=reference.device)
 
 
-def _edge_fits(model, inputs, activations, names, r2_threshold):
-    """Fit every unmasked edge: per layer, the choice of `select_fit` and the simplest
-    acceptable fit (both snapped), and the (layer, j, i) of the edges with no acceptable fit
-    (those keep their best candidate among the choices, and have no simplest fit)."""
-    chosen_fits: list[dict[tuple[int, int], Fit]] = []
-    simplest_fits: list[dict[tuple[int, int], Fit]] = []
-    unfit: list[tuple[int, int, int]] = []
-    for index, (layer, h, phi) in enumerate(zip(model.layers, inputs, activations, strict=True)):
-        h = to_numpy(h)  # (N, in)
-        phi = to_numpy(phi)  # (N, out, in)
-        fits, simplest = {}, {}
-        share = phi.std(axis=0) / np.maximum(phi.sum(axis=2).std(axis=0), 1e-300)[:, None]
-        for j, i in np.argwhere(layer.mask.detach().cpu().numpy() > 0).tolist():
-            if share[j, i] < NEGLIGIBLE_SHARE:  # a constant: its mean, fine-tuned with the rest
-                fits[(j, i)] = simplest[(j, i)] = Fit(
-                    "0", 0.0, 0.0, 0.0, float(phi[:, j, i].mean()), 1.0 - float(share[j, i]) ** 2
-                )
-                continue
-            candidates = fit_candidates(h[:, i], phi[:, j, i], names)
-            chosen = select_fit(candidates, r2_threshold)
-            if chosen is None:
-                unfit.append((index, j, i))
-                fits[(j, i)] = max(candidates.values(), key=lambda fit: fit.r2)
-                continue
-            fits[(j, i)] = snap(chosen, h[:, i], phi[:, j, i])
-            simple = select_fit(candidates, min(r2_threshold, SIMPLEST_R2), relative=math.inf)
-            same = simple.name == chosen.name
-            simplest[(j, i)] = fits[(j, i)] if same else snap(simple, h[:, i], phi[:, j, i])
-        chosen_fits.append(fits)
-        simplest_fits.append(simplest)
-    return chosen_fits, simplest_fits, unfit
-
-
 def symbolify(
     model,
     x,
@@ -521,6 +478,7 @@ def symbolify(
     library: Sequence[str] | None = None,
     r2_threshold: float = 0.99,
     finetune_steps: int = 200,
+    standardized: bool = False,
 ) -> SymbolicResult:
     """Symbolic formulas for a trained KAN: fit every unmasked edge on the samples x, then
     (when every edge has a fit) fine-tune the symbolic network on (x, y), compose and simplify.
@@ -539,6 +497,10 @@ def symbolify(
     with the smaller RMSE is returned. When the rounded formulas do not fit (x, y) as well as
     their fine-tuned symbolic network, the plain composition (no rounding, no simplification)
     is used instead.
+
+    ``standardized``: the model's coordinates are standardised ones (units.py), in which
+    constants mean nothing: no rounding or snapping here; `in_data_units` refits and snaps in
+    the data's units.
     """
     names = library_names(library)
     xt = _model_input(model, x)
@@ -552,7 +514,9 @@ def symbolify(
         activations = [
             layer.edge_activations(h) for layer, h in zip(model.layers, inputs, strict=True)
         ]
-    chosen_fits, simplest_fits, unfit = _edge_fits(model, inputs, activations, names, r2_threshold)
+    chosen_fits, simplest_fits, alternatives, unfit = edge_fits(
+        model, inputs, activations, names, r2_threshold, snapping=not standardized
+    )
     if unfit:
         edge_r2 = [{edge: fit.r2 for edge, fit in fits.items()} for fits in chosen_fits]
         return SymbolicResult([], [], [], chosen_fits, edge_r2, unfit, ok=False)
@@ -562,17 +526,21 @@ def symbolify(
     target = y64.numpy()
     network = to_numpy(activations[-1].sum(dim=2))  # the output level has no products
     spread = float(np.ptp(target))
-    shape = Shape(model.layer_dims, getattr(model, "mult_arity", 2), _names(model, n_in))
+    rounding = 0.0 if standardized else ROUND_TOLERANCE
+    shape = Shape(model.layer_dims, getattr(model, "mult_arity", 2), _names(model, n_in), rounding)
     tries = [_formulas(shape, simplest_fits, x64, y64, finetune_steps, spread)]
     if simplest_fits != chosen_fits and not fits_as_well(
         tries[0][3], rmse(network, target), spread
     ):
         tries.append(_formulas(shape, chosen_fits, x64, y64, finetune_steps, spread))
     layer_fits, tuned, exprs, formula_rmse = min(tries, key=lambda result: result[3])
-    exprs, formula_rmse = _refined(exprs, shape.names, x64.numpy(), target, formula_rmse)
+    if not standardized:
+        exprs, formula_rmse = _refined(exprs, shape.names, x64.numpy(), target, formula_rmse)
     edge_r2 = [{edge: fit.r2 for edge, fit in fits.items()} for fits in layer_fits]
     formulas, latex = formula_strings(exprs)
-    return SymbolicResult(formulas, latex, exprs, tuned, edge_r2, [], True, formula_rmse)
+    found = SymbolicResult(formulas, latex, exprs, tuned, edge_r2, [], True, formula_rmse)
+    found.alternatives = alternatives if standardized else []
+    return found
 
 
 def _refined(exprs, names, x, y, formula_rmse):
@@ -586,25 +554,6 @@ def _refined(exprs, names, x, y, formula_rmse):
     return exprs, formula_rmse
 
 
-def in_data_units(result: "SymbolicResult", model, x, y) -> "SymbolicResult":
-    """``result`` of `symbolify` on a model's standardised view (units.py) → its formulas in the
-    data's symbols and units, constants refitted, snapped and simplified on (x, y)."""
-    from units import raw_formulas
-
-    names = list(model.input_names)
-    symbols = input_symbols(names)
-    units = SimpleNamespace(**model.units())
-    units = SimpleNamespace(
-        **{k: torch.tensor(v, dtype=torch.float64) for k, v in vars(units).items()}
-    )
-    xs, ys = to_numpy(x).astype(float), to_numpy(y).astype(float).reshape(len(to_numpy(x)), -1)
-    exprs = raw_formulas(result.exprs, symbols, units)
-    exprs = [refine_formula(e, symbols, xs, ys[:, k]) for k, e in enumerate(exprs)]
-    formulas, latex = formula_strings(exprs)
-    value = rmse(evaluate_formula(exprs, xs, names), ys)
-    return replace(result, formulas=formulas, latex=latex, exprs=exprs, rmse=value)
-
-
 @dataclass(frozen=True)
 class Shape:
     """What composes fits into formulas: the widths, the multiplication nodes' arities and the
@@ -613,6 +562,7 @@ class Shape:
     layer_dims: list
     mult_arity: object
     names: list[str]
+    rounding: float = 0.0  # compose's tolerance for exact constants
 
 
 def _names(model, n_in: int) -> list[str]:
@@ -639,6 +589,7 @@ def _formulas(shape: Shape, layer_fits, x64, y64, finetune_steps, spread):
             simplify=simplify,
             mult_arity=shape.mult_arity,
             names=shape.names,
+            tolerance=shape.rounding,
         )
         return exprs, rmse(evaluate_formula(exprs, x64.numpy(), shape.names), target)
 

@@ -163,6 +163,26 @@ _ENTRIES = (
         power=-0.5,
     ),
     LibraryEntry(
+        "x^0.25",
+        lambda z: z**0.25,
+        lambda z: z**0.25,
+        lambda z: z ** sympy.Rational(1, 4),
+        4,
+        _nonnegative,
+        scaling="power",
+        power=0.25,
+    ),
+    LibraryEntry(
+        "x^-0.25",
+        lambda z: z**-0.25,
+        lambda z: z**-0.25,
+        lambda z: z ** sympy.Rational(-1, 4),
+        4,
+        _positive,
+        scaling="power",
+        power=-0.25,
+    ),
+    LibraryEntry(
         "x^1.5",
         lambda z: z**1.5,
         lambda z: z**1.5,
@@ -244,7 +264,7 @@ def free_parameters(name: str) -> tuple[bool, bool, bool, bool]:
 
 _FIT_FIELDS = ("a", "b", "c", "d", "r2")
 _POWER_SUFFIXES = {"x": "", "x^2": "²", "x^3": "³", "x^4": "⁴", "x^-2": "⁻²", "x^-0.5": "^-0.5"}
-_POWER_SUFFIXES |= {"x^1.5": "^1.5", "x^-1.5": "^-1.5"}
+_POWER_SUFFIXES |= {"x^1.5": "^1.5", "x^-1.5": "^-1.5", "x^0.25": "^0.25", "x^-0.25": "^-0.25"}
 
 
 @dataclass(frozen=True)

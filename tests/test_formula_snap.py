@@ -58,3 +58,26 @@ def test_simple_values_are_zero_rationals_and_multiples_of_pi():
     for value in (17.3, 0.3, -2.7, 123.456):
         for candidate in simple_values(value):
             assert abs(float(candidate) - value) <= 0.05 * max(1.0, abs(value))
+
+
+def test_a_product_of_shifted_factors_comes_back_as_its_monomial():
+    # the shape a product network composes: every factor shifted and scaled, a square outside
+    start = (sympy.Float(0.26) * X + sympy.Float(3e-4)) * (
+        sympy.Float(0.29) * Y + sympy.Float(1e-3)
+    ) ** 2 * sympy.Float(6.7) + sympy.Float(2e-3)
+    got = refine_formula(start, SYMBOLS, DATA, values(X * Y**2 / 2))
+    assert sympy.simplify(got - X * Y**2 / 2) == 0, got
+
+
+def test_a_coefficient_is_snapped_whole_after_simplification():
+    # sqrt(2 z) simplifies to sqrt(2) sqrt(z): 4.4429 * sqrt(2) is 2 pi, neither factor alone is
+    start = sympy.Float(4.4) * sympy.sqrt(sympy.Float(2.0) * Z + sympy.Float(1e-3))
+    got = refine_formula(start, SYMBOLS, DATA, values(2 * sympy.pi * sympy.sqrt(Z)))
+    assert sympy.simplify(got - 2 * sympy.pi * sympy.sqrt(Z)) == 0, got
+
+
+def test_a_snap_the_other_constants_cannot_absorb_is_refused():
+    truth = sympy.Float(0.37) * X * Y + sympy.Float(0.81) * sympy.exp(sympy.Float(0.55) * Z)
+    got = refine_formula(truth, SYMBOLS, DATA, values(truth))
+    assert rmse_of(got, SYMBOLS, DATA, values(truth)) < 1e-9  # no constant is simple here
+    assert len(got.atoms(sympy.Float)) == 3, got

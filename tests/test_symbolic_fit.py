@@ -32,6 +32,8 @@ PARAMS = {
     "x^-0.5": (0.8, 1.2),
     "x^1.5": (0.9, 1.1),
     "x^-1.5": (-0.7, 1.4),
+    "x^0.25": (0.8, 1.1),
+    "x^-0.25": (-0.6, 1.3),
     "arcsin": (0.9, 0.05),
     "arctan": (2.3, -0.6),
 }
@@ -43,6 +45,7 @@ def test_library_has_the_required_functions():
     assert required | {"tanh", "abs", "gaussian", "0"} <= set(LIBRARY)
     # half-integer and negative powers, inverse trigonometric functions
     assert {"x^-2", "x^-0.5", "x^1.5", "x^-1.5", "arcsin", "arctan"} <= set(LIBRARY)
+    assert {"x^0.25", "x^-0.25"} <= set(LIBRARY)  # a square's factors in a product
 
 
 @pytest.mark.parametrize("name", sorted(PARAMS))
