@@ -89,8 +89,27 @@ class AdaptiveKANLayer(nn.Module):
         if coef.shape == self.coef.shape:
             self.coef.data.copy_(coef)
         else:
-            self.coef = nn.Parameter(coef.contiguous().to(self.coef.dtype))
+            trained = self.coef.requires_grad  # a linear layer's stays fixed (`make_linear`)
+            self.coef = nn.Parameter(coef.contiguous().to(self.coef.dtype), requires_grad=trained)
         self._refresh_tables()
+
+    def make_linear(self) -> None:
+        """Fix every edge to phi(x) = spline_scale * x: the spline's coefficients become the
+        Greville abscissae of the knots (a cubic B-spline with those is exactly x, and stays x
+        through refinement and range updates, which refit it by least squares), the base weight
+        0; only spline_scale trains. Not saved: a reloaded layer trains in full again."""
+        k = self.degree
+        with torch.no_grad():
+            greville = self.knots.unfold(1, k, 1)[:, 1 : self.coef.shape[1] + 1].mean(dim=2)
+            self.coef.copy_(greville[:, :, None].expand_as(self.coef))
+            self.base_weight.zero_()
+        self.coef.requires_grad_(False)
+        self.base_weight.requires_grad_(False)
+
+    @property
+    def linear(self) -> bool:
+        """Whether `make_linear` fixed this layer's edges."""
+        return not self.coef.requires_grad
 
     def _refresh_tables(self) -> None:
         """The fast paths' tables (layer_kernels.grid_tables), as buffers that are not saved

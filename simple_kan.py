@@ -299,6 +299,8 @@ class SimpleKAN(nn.Module):
                 "mask": (old.mask * kept.keep_edges[index])[rows][:, cols],
             }
             new.load_state_dict({key: v.clone() for key, v in state.items()})
+            if old.linear:
+                new.make_linear()
         first = kept.keep_edges[0]
         names = self.input_names
         report = {

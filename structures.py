@@ -7,7 +7,11 @@ edges then share the work between mixed terms, and no edge is a library function
 
 - ``sum``: ``[n, n_out]``, one layer: y = sum_i phi_i(x_i);
 - ``product`` (n >= 2): ``[n, [0, 1], n_out]``, one multiplication node of arity n whose i-th
-  factor is fed by input i alone (the first layer's mask is diagonal): y = psi(prod_i phi_i(x_i));
+  factor is fed by input i alone (the first layer's mask is diagonal), and an output edge fixed
+  to a line: y = w * prod_i phi_i(x_i). A free output edge psi would make the factors
+  ambiguous (psi = x^2 with factors sqrt(L)^(1/2), or psi = cos of arcsin-shaped factors: any
+  psi and its inverse spread over the factors), and no factor would be the law's. The output's
+  origin is kept for this (units.py, ``keep_origin``): a shift of y would hide the product;
 - ``network``: the configured ``layer_dims`` (and ``mult_arity``).
 
 The sum and the product train without the sparsity penalty (they are minimal already).
@@ -40,6 +44,7 @@ class Candidate:
     name: str
     overrides: dict
     diagonal: bool = False  # input i feeds factor i only
+    linear_output: bool = False  # the output edge fixed to a line (AdaptiveKANLayer.make_linear)
 
     def config(self, cfg: dict) -> dict:
         return {**cfg, **self.overrides}
@@ -50,6 +55,8 @@ class Candidate:
             layer = model.layers[0]
             with torch.no_grad():
                 layer.mask.copy_(torch.eye(*layer.mask.shape, dtype=layer.mask.dtype))
+        if self.linear_output:
+            model.layers[-1].make_linear()
         return model
 
 
@@ -59,7 +66,7 @@ def candidates(cfg: dict, n_in: int, n_out: int) -> list[Candidate]:
     found = [Candidate("sum", {"layer_dims": [n_in, n_out], **_PLAIN})]
     if n_in >= 2:
         product = {"layer_dims": [n_in, [0, 1], n_out], "mult_arity": n_in, **_PLAIN}
-        found.append(Candidate("product", product, diagonal=True))
+        found.append(Candidate("product", product, diagonal=True, linear_output=True))
     own = {"layer_dims": cfg["layer_dims"], "mult_arity": cfg["mult_arity"]}
     if cfg["layer_dims"] != found[0].overrides["layer_dims"]:
         found.append(Candidate("network", own))

@@ -331,7 +331,8 @@ class _TrainingRun:
             def sync(mse, params):
                 return distributed.sync_gradients(self.group, params, mse)
 
-        return Optimizer(self.cfg, self.model.parameters(), old=old, sync=sync)
+        trained = [p for p in self.model.parameters() if p.requires_grad]  # see make_linear
+        return Optimizer(self.cfg, trained, old=old, sync=sync)
 
     def loss_fn(self, xb: torch.Tensor, yb: torch.Tensor, count: int | None = None):
         """(MSE, penalty or None) of a batch; with ``count`` (several ranks) this rank's share of

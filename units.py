@@ -4,7 +4,8 @@
 So penalties, learning rates and grid settings mean the same for data in [0, 1000] or in
 [-1e-3, 1e-3]. Inputs are mapped by their training range (x' = (x - centre) / half-range: a
 spline on linearly mapped knots is the same function space, so only the initialisation and
-the base activation see the change), outputs by their training mean and standard deviation.
+the base activation see the change), outputs by their training mean and standard deviation
+(with the structure search, by their root mean square alone: a product law must stay one).
 After training the model takes the map in (`SimpleKAN.set_units`), so the saved model,
 prediction and plots are in the data's units again, and the formula composed in standardised
 symbols is mapped back (`raw_formulas`) before its constants are refitted and snapped in the
@@ -41,19 +42,23 @@ class Units:
         return float(torch.sqrt(torch.mean(self.out_scale**2)))
 
 
-def units_of(data: Data) -> Units:
+def units_of(data: Data, keep_origin: bool = False) -> Units:
     """The map of the training set: input ranges, output mean and standard deviation (a
-    constant column keeps scale 1)."""
+    constant column keeps scale 1); with ``keep_origin`` the outputs keep their zero and are
+    scaled by their root mean square (a product law stays a product)."""
     x = data.x_train.detach().to(torch.float64)
     y = data.y_train.detach().to(torch.float64)
     lo, hi = x.min(dim=0).values, x.max(dim=0).values
     half = (hi - lo) / 2
     std = y.std(dim=0, unbiased=False) if len(y) > 1 else torch.zeros(y.shape[1])
+    shift = y.mean(dim=0)
+    if keep_origin:
+        std, shift = y.square().mean(dim=0).sqrt(), torch.zeros_like(shift)
     one = torch.ones_like
     return Units(
         (hi + lo) / 2,
         torch.where(half > 0, half, one(half)),
-        y.mean(dim=0),
+        shift,
         torch.where(std > 0, std, one(std)),
     )
 

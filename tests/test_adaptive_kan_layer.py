@@ -438,3 +438,31 @@ def test_torch_compile_of_a_model_with_a_kan_layer_gives_the_same_values_and_gra
     y = compiled(x)
     (g,) = torch.autograd.grad(y.sum(), model[0].weight)
     assert torch.allclose(y, expected, atol=1e-6) and torch.allclose(g, g_expected, atol=1e-5)
+
+
+def test_a_linear_layer_is_exactly_a_line_through_refinement_range_updates_and_training():
+    layer = AdaptiveKANLayer(1, 2, grid_size=3, dtype=torch.float64)
+    layer.make_linear()
+    with torch.no_grad():
+        layer.spline_scale.copy_(torch.tensor([[1.7], [-0.4]], dtype=torch.float64))
+    x = torch.linspace(-1, 1, 101, dtype=torch.float64)[:, None]
+
+    def assert_line():
+        expected = x * layer.spline_scale[:, 0]  # phi_j(x) = spline_scale_j * x, no base
+        torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-12)
+
+    assert_line()
+    layer.update_grid_range(x * 1.5)
+    assert_line()
+    layer.refine(x, grid_size=7, placement="uniform")  # least squares on the new knots
+    assert layer.linear and layer.grid_size == 7
+    assert_line()
+    layer.refine(x, k=3)  # knots inserted where the error indicator says
+    assert layer.linear and layer.grid_size == 10
+    assert_line()
+    opt = torch.optim.Adam([p for p in layer.parameters() if p.requires_grad], lr=0.1)
+    for _ in range(5):
+        opt.zero_grad()
+        (layer(x) - torch.sin(3 * x)).square().mean().backward()
+        opt.step()
+    assert_line()  # only the slopes trained

@@ -80,6 +80,7 @@ def test_a_law_in_physical_units_comes_back_in_its_column_names(tmp_path, capsys
         "update_strategy": "fixed",
         "fixed_update_interval": 50,
         "grid_schedule": [3, 5, 10],
+        "grid_range_update_every": 100,  # this free [2, [0, 1], 1] fits its edges best with it
         "standardize": True,
         "symbolic": True,
         "plots": False,
@@ -99,3 +100,13 @@ def test_a_law_in_physical_units_comes_back_in_its_column_names(tmp_path, capsys
     np.testing.assert_allclose(got, [2.25, 28.125], rtol=1e-3)
     history = json.loads((run_dir / "history.json").read_text())
     assert abs(history["train_rmse"][-1] - metrics["train_rmse"]) <= 0.05 * metrics["train_rmse"]
+
+
+def test_keeping_the_origin_scales_outputs_by_their_root_mean_square():
+    data = physical_data()
+    scale = units.units_of(data, keep_origin=True)
+    y = data.y_train[:, 0]
+    assert float(scale.out_shift[0]) == 0.0
+    assert np.isclose(float(scale.out_scale[0]), float(np.sqrt(np.mean(y.numpy() ** 2))))
+    mapped = units.standardized(data, scale).y_train[:, 0]
+    assert torch.allclose(mapped * scale.out_scale[0], y)  # a product stays a product
