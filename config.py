@@ -29,6 +29,8 @@ from targets import FUNCTIONS, compile_target
 TASKS = ("regression", "classification")
 
 FUNCTION_NAMES = tuple(FUNCTIONS)
+# grid_range_update_every when null: an LBFGS step costs about lbfgs_max_iter Adam steps
+RANGE_EVERY, RANGE_EVERY_LBFGS = 100, 5
 
 # Keys whose `--set` value stays text when it happens to read as a JSON number or boolean.
 _TEXT_KEYS = ("project_name", "target_function", "data_file", "init_from")
@@ -421,9 +423,11 @@ KEYS: dict[str, Key] = {
     "plots": Key(True, _boolean, "Write the PDF plots."),
     "progress_bar": Key(True, _boolean, "Show a progress bar (only on a terminal)."),
     "grid_range_update_every": Key(
-        100,
-        _integer(0),
-        "Steps between grid-range updates from the samples reaching each layer; 0 = never.",
+        None,
+        _integer(0, nullable=True),
+        "Steps between grid-range updates from the samples reaching each layer; 0 = never; "
+        f"null = {RANGE_EVERY_LBFGS} with lbfgs (each step is lbfgs_max_iter evaluations), "
+        f"else {RANGE_EVERY}.",
     ),
     "grid_range_update_until": Key(1000, _integer(0), "No grid-range updates after this step."),
     "grid_eps": Key(
@@ -515,6 +519,9 @@ def _resolve(given: dict, origins: dict[str, str], fallback: str) -> dict:
             f"pair{'s' * (n_pairs != 1)}, but layer_dims {_show(cfg['layer_dims'])} has {n_in} "
             "inputs (give one pair per input, or a single pair for all)"
         )
+    if cfg["grid_range_update_every"] is None:
+        lbfgs = cfg["optimizer"] == "lbfgs"
+        cfg["grid_range_update_every"] = RANGE_EVERY_LBFGS if lbfgs else RANGE_EVERY
     if cfg["max_grid_size"] < cfg["grid_size"]:
         raise ConfigError(
             f"{where('max_grid_size', 'grid_size')}: max_grid_size ({cfg['max_grid_size']}) "

@@ -221,7 +221,8 @@ def fit_formula(cfg, model, data: Data, run: RunFolder, metrics: dict):
     A formula is presented as found only when every edge has a symbolic fit and the composed
     formula's test RMSE is within FORMULA_SLACK of the network's; otherwise metrics say "no
     formula" with the reason, and the best partial form when there is one."""
-    import symbolic  # sympy takes a while to import: only runs that fit formulas pay for it
+    import formula_units  # sympy takes a while to import: only runs that fit formulas pay
+    import symbolic
 
     if cfg["task"] == "classification":  # one formula per class logit, its own rules
         return class_formulas.fit_class_formulas(
@@ -250,13 +251,14 @@ def fit_formula(cfg, model, data: Data, run: RunFolder, metrics: dict):
         library=cfg["symbolic_library"],
         r2_threshold=cfg["symbolic_r2_threshold"],
         finetune_steps=cfg["symbolic_finetune_steps"],
+        standardized=model.has_units,
     )
     run.write_symbolic(result.to_dict())
     if not result.ok:
         _no_formula(run, metrics, _unfit_note(result))
         return result
     if model.has_units:
-        result = symbolic.in_data_units(result, model, data.x_train, data.y_train)
+        result = formula_units.in_data_units(result, model, data.x_train, data.y_train)
     pred = symbolic.evaluate_formula(result.exprs, to_numpy(data.x_test), model.input_names)
     result.test_rmse = rmse(pred, to_numpy(data.y_test))
     network = metrics["test_rmse"]
@@ -457,7 +459,7 @@ def _units(cfg, data: Data, group, run: RunFolder):
     if group.active or not torch.is_tensor(data.x_train):
         run.log("standardize: off (it needs the whole training set in one process)")
         return None
-    return units.units_of(data)
+    return units.units_of(data, keep_origin=cfg["structure_search"])
 
 
 def run_experiment(

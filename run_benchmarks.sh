@@ -5,6 +5,7 @@
 #   ./run_benchmarks.sh memory [options]  the memory estimate against the peak RSS of real runs
 #   ./run_benchmarks.sh formulas [options] ten physics laws from CSV files: formula recovered?
 #   ./run_benchmarks.sh classification [options]  iris, breast cancer, two moons: KAN beside an MLP
+#   ./run_benchmarks.sh seeds [options]   a paper toy's minimal network for seeds 0-9; recipe defaults
 # Pass --help after the name for its options. Results: printed, and under benchmarks/results/.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -14,8 +15,9 @@ case "${1:-}" in
     memory) script=bench_memory.py ;;
     formulas) script=formula_laws.py ;;
     classification) script=bench_classification.py ;;
+    seeds) script=seed_sweep.py ;;
     *)
-        echo "usage: ./run_benchmarks.sh speed|toys|memory|formulas|classification [options]" >&2
+        echo "usage: ./run_benchmarks.sh speed|toys|memory|formulas|classification|seeds [options]" >&2
         exit 2
         ;;
 esac

@@ -18,9 +18,10 @@ def test_defaults_are_complete_and_valid():
     cfg = load_config(None)
     assert list(cfg) == list(DEFAULTS)
     for key, value in DEFAULTS.items():
-        if key != "input_range":
+        if key not in ("input_range", "grid_range_update_every"):
             assert cfg[key] == value, key
     assert cfg["input_range"] == [[-1.0, 1.0], [-1.0, 1.0]]
+    assert cfg["grid_range_update_every"] == config.RANGE_EVERY  # null: resolved for Adam
 
 
 def test_every_key_has_help_text_and_a_row_in_the_help_table():
@@ -274,3 +275,11 @@ def test_validate_config_names_the_source_and_fills_missing_keys():
     with pytest.raises(ConfigError, match=r"^run/config\.json: unknown key 'grid'"):
         validate_config({"grid": 5}, "run/config.json")
     assert validate_config({"seed": 4}, "run/config.json")["num_steps"] == DEFAULTS["num_steps"]
+
+
+def test_grid_range_updates_default_to_every_5_lbfgs_steps_and_100_adam_steps():
+    target = ['target_function="x1"', "layer_dims=[1, 1]"]
+    assert load_config(None, [*target, 'optimizer="lbfgs"'])["grid_range_update_every"] == 5
+    assert load_config(None, target)["grid_range_update_every"] == 100
+    given = load_config(None, [*target, 'optimizer="lbfgs"', "grid_range_update_every=40"])
+    assert given["grid_range_update_every"] == 40
