@@ -418,7 +418,8 @@ KEYS: dict[str, Key] = {
     "checkpoint_interval": Key(
         None,
         _integer(1, nullable=True),
-        "Steps between model checkpoints in the run folder; null = none.",
+        "Steps between checkpoints in the run folder (the model and resume_state.pth for "
+        "--resume); null = only at clean stops.",
     ),
     "plots": Key(True, _boolean, "Write the PDF plots."),
     "progress_bar": Key(True, _boolean, "Show a progress bar (only on a terminal)."),

@@ -452,6 +452,14 @@ def _first_training(
     return cfg, model, start, result, None
 
 
+def _before_pruning(record: dict) -> float | None:
+    """The test RMSE of the last step before pruning (None when not recorded)."""
+    step = next((e["step"] for e in record.get("events", []) if e["kind"] == "prune"), None)
+    steps, values = record.get("step", []), record.get("test_rmse", [])
+    before = [v for s, v in zip(steps, values) if step is not None and s <= step]
+    return before[-1] if before else None
+
+
 def _units(cfg, data: Data, group, run: RunFolder):
     """The standardised coordinates training runs in (units.py), or None."""
     if not cfg["standardize"] or cfg["init_from"] is not None or cfg["task"] != "regression":
@@ -516,6 +524,8 @@ def run_experiment(
         data = units.adopt(model, raw, scale)
         history.record = units.raw_history(history.record, scale)
         view = distributed.global_view(data, group, training.MAX_GRID_SAMPLES, cfg["seed"])
+    if prune_report is not None:
+        prune_report["test_rmse_before"] = _before_pruning(history.record)
     metrics = measure(cfg, model, data, history, stopped, device, group)
     _add_choices(metrics, cfg, importance, start, prune_report, searched)
     formula = None

@@ -199,5 +199,16 @@ def refine_formula(expr: sympy.Expr, symbols, x: np.ndarray, y: np.ndarray) -> s
     docstring): the shortest of its refined forms that fits as well as the best."""
     refined = [_refined_form(form, symbols, x, y) for form in forms(expr)]
     limit = _limit(min(error for _, error in refined), y)
-    fitting = [form for form, error in refined if error <= limit]
-    return min(fitting, key=sympy.count_ops)
+    fitting = [_exact(form) for form, error in refined if error <= limit]
+    return min(fitting, key=lambda form: (len(form.atoms(sympy.Float)), sympy.count_ops(form)))
+
+
+def _exact(expr: sympy.Expr) -> sympy.Expr:
+    """Floats that are a small-denominator rational to 1e-12 (products of snapped constants
+    with a float, 2.0 * 1/4) written as that rational."""
+    swaps = {}
+    for f in expr.atoms(sympy.Float):
+        fraction = Fraction(float(f)).limit_denominator(MAX_DENOMINATOR)
+        if abs(float(fraction) - float(f)) <= 1e-12 * max(1.0, abs(float(f))):
+            swaps[f] = sympy.Rational(fraction.numerator, fraction.denominator)
+    return expr.xreplace(swaps) if swaps else expr
