@@ -17,6 +17,7 @@ RECIPE = {
     "update_strategy": "fixed",
     "fixed_update_interval": 50,
     "grid_schedule": [3, 5, 10, 20],
+    "grid_range_update_every": 100,  # the measurements in the README were made with it
     "dataset_size": 500,
     "test_size": 500,
     "symbolic": True,
