@@ -418,8 +418,8 @@ KEYS: dict[str, Key] = {
     "checkpoint_interval": Key(
         None,
         _integer(1, nullable=True),
-        "Steps between checkpoints in the run folder (the model and resume_state.pth for "
-        "--resume); null = only at clean stops.",
+        "Steps between checkpoints in the run folder (the model, and the state --resume "
+        "continues from); null = only at clean stops.",
     ),
     "plots": Key(True, _boolean, "Write the PDF plots."),
     "progress_bar": Key(True, _boolean, "Show a progress bar (only on a terminal)."),
@@ -520,9 +520,7 @@ def _resolve(given: dict, origins: dict[str, str], fallback: str) -> dict:
             f"pair{'s' * (n_pairs != 1)}, but layer_dims {_show(cfg['layer_dims'])} has {n_in} "
             "inputs (give one pair per input, or a single pair for all)"
         )
-    if cfg["grid_range_update_every"] is None:
-        lbfgs = cfg["optimizer"] == "lbfgs"
-        cfg["grid_range_update_every"] = RANGE_EVERY_LBFGS if lbfgs else RANGE_EVERY
+    _settle_null_defaults(cfg)
     if cfg["max_grid_size"] < cfg["grid_size"]:
         raise ConfigError(
             f"{where('max_grid_size', 'grid_size')}: max_grid_size ({cfg['max_grid_size']}) "
@@ -611,4 +609,13 @@ def check_keys(given: dict, where: str) -> dict:
         except _Invalid as problem:
             found = f", got {_show(cfg[key])}" if problem.quote_value else ""
             raise ConfigError(f"{where}: {key} {problem}{found}") from None
+    _settle_null_defaults(cfg)
     return cfg
+
+
+def _settle_null_defaults(cfg: dict) -> None:
+    """Keys whose null default depends on other keys get their value (same for the CLI and
+    `fitting.fit`, so both train alike)."""
+    if cfg["grid_range_update_every"] is None:
+        lbfgs = cfg["optimizer"] == "lbfgs"
+        cfg["grid_range_update_every"] = RANGE_EVERY_LBFGS if lbfgs else RANGE_EVERY

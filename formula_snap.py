@@ -168,9 +168,8 @@ def _refined_form(expr: sympy.Expr, symbols, x, y) -> tuple[sympy.Expr, float]:
         refit, reference = expr, start
     snapped = snap_constants(refit, symbols, x, y, reference)
     error = rmse_of(snapped, symbols, x, y)
-    limit = SNAP_SLACK * error + EXACT_FLOOR * float(np.std(y)) + 1e-15
     simpler = sympy.simplify(snapped)
-    if rmse_of(simpler, symbols, x, y) > limit:
+    if rmse_of(simpler, symbols, x, y) > _limit(error, y):
         return snapped, error
     whole = snap_coefficients(simpler, symbols, x, y, reference)
     if whole != simpler:

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from arrays import rmse, to_numpy
-from edge_fits import ALTERNATIVES, SIMPLEST_R2, edge_fits  # noqa: F401 (documented here)
+from edge_fits import edge_fits
 from formula_snap import SNAP_SLACK, refine_formula
 from names import default_names
 from nodes import Level, combine, parse_levels
@@ -356,7 +356,7 @@ class SymbolicResult:
     (layer, j, i) of the edges with no fit reaching the threshold. rmse: of the formulas on the
     (x, y) given (None unless ok). test_rmse: of the formulas on held-out data, set by the
     caller (None when not measured). alternatives: per layer {(j, i): other fits of that edge
-    as good as its choice (`ALTERNATIVES`; not in the document), for formula_units.py.
+    as good as its choice (`edge_fits.ALTERNATIVES`; not in the document), for formula_units.py.
     """
 
     formulas: list[str]
@@ -488,10 +488,11 @@ def symbolify(
     x: (N, n_in), y: (N, n_out), arrays or tensors.
 
     Two choices of edge functions are tried. First the simplest one on every edge that reaches
-    R^2 >= min(r2_threshold, SIMPLEST_R2) (``select_fit(..., relative=math.inf)``): a spline only
-    approximates its function, and layers can trade curvature (x1 * x2 learnt as cos of sums
-    of tan-like edges instead of squares of sums of linear ones), so a more flexible candidate
-    can fit an edge better while the simple one is the law; the joint fine-tuning settles it.
+    R^2 >= min(r2_threshold, edge_fits.SIMPLEST_R2) (``select_fit(..., relative=math.inf)``):
+    a spline only approximates its function, and layers can trade curvature (x1 * x2 learnt as
+    cos of sums of tan-like edges instead of squares of sums of linear ones), so a more flexible
+    candidate can fit an edge better while the simple one is the law; the joint fine-tuning
+    settles it.
     That formula is kept when it fits (x, y) as well as the network does (`fits_as_well`).
     Otherwise the per-edge choice of `select_fit` is fine-tuned too, and the one of the two
     with the smaller RMSE is returned. When the rounded formulas do not fit (x, y) as well as
@@ -538,9 +539,10 @@ def symbolify(
         exprs, formula_rmse = _refined(exprs, shape.names, x64.numpy(), target, formula_rmse)
     edge_r2 = [{edge: fit.r2 for edge, fit in fits.items()} for fits in layer_fits]
     formulas, latex = formula_strings(exprs)
-    found = SymbolicResult(formulas, latex, exprs, tuned, edge_r2, [], True, formula_rmse)
-    found.alternatives = alternatives if standardized else []
-    return found
+    others = alternatives if standardized else []
+    return SymbolicResult(
+        formulas, latex, exprs, tuned, edge_r2, [], True, formula_rmse, alternatives=others
+    )
 
 
 def _refined(exprs, names, x, y, formula_rmse):

@@ -103,6 +103,22 @@ class LibraryEntry:
     fixed_ab: tuple[float, float] | None = None
 
 
+def _fractional_power(p: Fraction) -> "LibraryEntry":
+    """z^p for a non-integer p (``x^0.25``, ``x^-1.5``, ...): defined for z >= 0 (p > 0) or
+    z > 0 (p < 0), complexity 4, exact rational exponent in sympy."""
+    value = float(p)
+    return LibraryEntry(
+        f"x^{value:g}",
+        lambda z: z**value,
+        lambda z: z**value,
+        lambda z: z ** sympy.Rational(p.numerator, p.denominator),
+        4,
+        _nonnegative if value > 0 else _positive,
+        scaling="power",
+        power=value,
+    )
+
+
 # Complexity: constant 0, linear 1, quadratic 2, the other elementary functions 3, the rest 4.
 # x^2 ranks below cos (and x below sin, exp, log, ...) because those reach the simpler shape in a
 # limit (cos(a z) with small a is a parabola) and would otherwise win on spline noise.
@@ -162,46 +178,7 @@ _ENTRIES = (
         scaling="power",
         power=-0.5,
     ),
-    LibraryEntry(
-        "x^0.25",
-        lambda z: z**0.25,
-        lambda z: z**0.25,
-        lambda z: z ** sympy.Rational(1, 4),
-        4,
-        _nonnegative,
-        scaling="power",
-        power=0.25,
-    ),
-    LibraryEntry(
-        "x^-0.25",
-        lambda z: z**-0.25,
-        lambda z: z**-0.25,
-        lambda z: z ** sympy.Rational(-1, 4),
-        4,
-        _positive,
-        scaling="power",
-        power=-0.25,
-    ),
-    LibraryEntry(
-        "x^1.5",
-        lambda z: z**1.5,
-        lambda z: z**1.5,
-        lambda z: z ** sympy.Rational(3, 2),
-        4,
-        _nonnegative,
-        scaling="power",
-        power=1.5,
-    ),
-    LibraryEntry(
-        "x^-1.5",
-        lambda z: z**-1.5,
-        lambda z: z**-1.5,
-        lambda z: z ** sympy.Rational(-3, 2),
-        4,
-        _positive,
-        scaling="power",
-        power=-1.5,
-    ),
+    *(_fractional_power(Fraction(n, d)) for n, d in ((1, 4), (-1, 4), (3, 2), (-3, 2))),
     LibraryEntry("abs", torch.abs, np.abs, sympy.Abs, 3, parity=1, scaling="power", power=1),
     LibraryEntry("exp", torch.exp, np.exp, sympy.exp, 3, scaling="exp"),
     LibraryEntry("log", torch.log, np.log, sympy.log, 3, _positive, scaling="log"),
