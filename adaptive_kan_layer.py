@@ -93,16 +93,24 @@ class AdaptiveKANLayer(nn.Module):
             self.coef = nn.Parameter(coef.contiguous().to(self.coef.dtype), requires_grad=trained)
         self._refresh_tables()
 
-    def make_linear(self) -> None:
-        """Fix every edge to phi(x) = spline_scale * x: the spline's coefficients become the
-        Greville abscissae of the knots (a cubic B-spline with those is exactly x, and stays x
-        through refinement and range updates, which refit it by least squares), the base weight
-        0; only spline_scale trains. Not saved: a reloaded layer trains in full again."""
+    def make_linear(self, offset: torch.Tensor | None = None) -> None:
+        """Fix every edge to phi(x) = spline_scale * (x + offset_i) (offset: ``(in,)``, default
+        0): the spline's coefficients become the Greville abscissae of the knots plus the
+        offset (a cubic B-spline with those is exactly that line, and stays it through
+        refinement and range updates, which refit it by least squares), the base weight 0; only
+        spline_scale trains. Not saved: a reloaded layer trains in full again."""
         k = self.degree
         with torch.no_grad():
             greville = self.knots.unfold(1, k, 1)[:, 1 : self.coef.shape[1] + 1].mean(dim=2)
+            if offset is not None:
+                greville = greville + torch.as_tensor(offset).to(greville)[:, None]
             self.coef.copy_(greville[:, :, None].expand_as(self.coef))
             self.base_weight.zero_()
+        self.freeze_spline()
+
+    def freeze_spline(self) -> None:
+        """Stop training the coefficients and the base weight (`make_linear`; a pruned copy of
+        a linear layer, whose coefficients are already its lines)."""
         self.coef.requires_grad_(False)
         self.base_weight.requires_grad_(False)
 

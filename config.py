@@ -219,9 +219,9 @@ def _symbolic_library(value: object) -> list[str] | None:
         return None
     if not isinstance(value, list) or not value or not all(isinstance(n, str) for n in value):
         raise _Invalid("must be null (all functions) or a non-empty list of function names")
-    # symbolic_fit owns the names; imported here only when a config names functions (it brings
-    # sympy, half a second to import)
-    from symbolic_fit import LIBRARY
+    # symbolic_library owns the names; imported here only when a config names functions (it
+    # brings sympy, half a second to import)
+    from symbolic_library import LIBRARY
 
     known = list(LIBRARY)
     for name in value:
@@ -318,7 +318,9 @@ KEYS: dict[str, Key] = {
         False,
         _boolean,
         "Train the sum [n, 1] and the product of one-input factors (one multiplication node) "
-        "before layer_dims; keep the first within structure_tolerance (see How it works).",
+        "before layer_dims, then the product of factors of inputs and of the pairs the trained "
+        "network shows to enter as x_i*x_j; keep the simplest within structure_tolerance "
+        "(see How it works).",
     ),
     "structure_tolerance": Key(
         1e-3,

@@ -21,11 +21,12 @@ NEGLIGIBLE_SHARE = 1e-3
 ALTERNATIVES = 3  # library functions per edge that formula_units.py may try
 
 
-def edge_fits(model, inputs, activations, names, r2_threshold, snapping=True):
+def edge_fits(model, inputs, activations, names, r2_threshold, snapping=True, origins=None):
     """Fit every unmasked edge: per layer, the choice of `select_fit` and the simplest
     acceptable fit (both snapped, with ``snapping``), the alternatives (`_alternatives`), and
     the (layer, j, i) of the edges with no acceptable fit (those keep their best candidate
-    among the choices, and have no simplest fit)."""
+    among the choices, and have no simplest fit). ``origins``: the first layer's input origins
+    (`symbolic.symbolify`); hidden values have their origin at 0."""
 
     def snapped(fit, h, phi):
         return snap(fit, h, phi) if snapping else fit
@@ -43,7 +44,8 @@ def edge_fits(model, inputs, activations, names, r2_threshold, snapping=True):
                     "0", 0.0, 0.0, 0.0, float(phi[:, j, i].mean()), 1.0 - float(share[j, i]) ** 2
                 )
                 continue
-            candidates = fit_candidates(h[:, i], phi[:, j, i], names)
+            origin = float(origins[i]) if index == 0 and origins is not None else 0.0
+            candidates = fit_candidates(h[:, i], phi[:, j, i], names, origin)
             chosen = select_fit(candidates, r2_threshold)
             if chosen is None:
                 unfit.append((index, j, i))

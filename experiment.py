@@ -238,12 +238,13 @@ def fit_formula(cfg, model, data: Data, run: RunFolder, metrics: dict):
             "(noise, or a relation this network cannot represent)",
         )
     run.log("fitting symbolic functions to every edge ...")
-    view, x, y = model, data.x_train, data.y_train
+    view, x, y, origins = model, data.x_train, data.y_train, None
     if model.has_units:  # fit in the network's coordinates, then map back (units.py)
         view = copy.copy(model)
         view.has_units = False
         x = model.net_inputs(x)
         y = (y - model.out_shift) / model.out_scale
+        origins = (model.in_shift / model.in_scale).tolist()
     result = symbolic.symbolify(
         view,
         x,
@@ -252,6 +253,7 @@ def fit_formula(cfg, model, data: Data, run: RunFolder, metrics: dict):
         r2_threshold=cfg["symbolic_r2_threshold"],
         finetune_steps=cfg["symbolic_finetune_steps"],
         standardized=model.has_units,
+        origins=origins,
     )
     run.write_symbolic(result.to_dict())
     if not result.ok:
@@ -383,9 +385,11 @@ def _searching(cfg, model, group, run: RunFolder) -> bool:
     return True
 
 
-def _search(cfg, data: Data, run: RunFolder, config_path, device, dtype, train):
-    """The structure search (structures.py) after the run folder's first lines."""
+def _search(cfg, data: Data, run: RunFolder, config_path, device, dtype, train, scale):
+    """The structure search (structures.py) after the run folder's first lines; ``scale``: the
+    standardised coordinates (units.py) or None."""
     start_run(run, cfg, build_model(cfg, data, device, dtype), data, config_path, device)
+    origins = None if scale is None else (scale.in_shift / scale.in_scale).tolist()
     return structures.search(
         cfg,
         data,
@@ -393,6 +397,7 @@ def _search(cfg, data: Data, run: RunFolder, config_path, device, dtype, train):
         train,
         run.log,
         training.FINISHED,
+        origins,
     )
 
 
@@ -435,7 +440,7 @@ def _first_training(
             check = _checkpoints(c, run, raw, scale, 0)
             return training.train(c, m, data, log=log, checkpoint=check, group=group, **loop)
 
-        searched = _search(cfg, data, run, config_path, device, dtype, train)
+        searched = _search(cfg, data, run, config_path, device, dtype, train, scale)
         return searched.cfg, searched.model, searched.start, searched.result, searched
     model, start = _starting_model(cfg, data, model, run, config_path, device, dtype, resume)
     checkpoint = _checkpoints(cfg, run, raw, scale, start)

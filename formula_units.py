@@ -67,7 +67,7 @@ def _data_choice(layer_fits, alternatives, refined, exact: float):
                 return fits, exprs, best
             tried = []
             for option in options:
-                if option.name != fits[index][edge].name:
+                if (option.name, option.inner) != (fits[index][edge].name, fits[index][edge].inner):
                     trial = [dict(f) for f in fits]
                     trial[index][edge] = option
                     tried.append((*refined(trial), trial))

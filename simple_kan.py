@@ -300,7 +300,7 @@ class SimpleKAN(nn.Module):
             }
             new.load_state_dict({key: v.clone() for key, v in state.items()})
             if old.linear:
-                new.make_linear()
+                new.freeze_spline()
         first = kept.keep_edges[0]
         names = self.input_names
         report = {

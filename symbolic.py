@@ -1,8 +1,8 @@
 """Symbolic formulas from a trained KAN (Liu et al. 2024, section 2.5: symbolification).
 
-Every surviving edge phi_ji is replaced by ``c * f(a * x + b) + d`` with f from
-`symbolic_fit.LIBRARY`, and the edges compose into one closed-form expression per output.
-`symbolify` runs the whole pipeline:
+Every surviving edge phi_ji is replaced by ``c * f(a * x + b) + d`` (or the composed form
+``c * f(a * x^p + b) + d``) with f from `symbolic_library.LIBRARY`, and the edges compose into one
+closed-form expression per output. `symbolify` runs the whole pipeline:
 
 1. sample every unmasked edge on the data reaching its layer and fit each library function
    (`symbolic_fit.fit_candidates`, where the conventions of one fit are stated);
@@ -28,13 +28,8 @@ from edge_fits import edge_fits
 from formula_snap import SNAP_SLACK, refine_formula
 from names import default_names
 from nodes import Level, combine, parse_levels
-from symbolic_fit import (
-    LIBRARY,
-    Fit,
-    free_parameters,
-    library_entry,
-    library_names,
-)
+from symbolic_fit import Fit
+from symbolic_library import LIBRARY, free_parameters, library_entry, library_names
 
 # A formula fits as well as a reference (the network, or its symbolic network) when its RMSE is
 # at most FIT_REL times the reference's plus FIT_ABS times the spread of the targets.
@@ -198,13 +193,17 @@ def evaluate_formula(exprs: Sequence[sympy.Expr], x, names: Sequence[str] | None
 
 
 class _SymbolicLayer(nn.Module):
-    """Edges c * f(a x_i + b) + d summed into outputs j; params (E, 4) = (a, b, c, d)."""
+    """Edges c * f(a x_i + b) + d, or the composed c * f(a (x_i + origin)^p + b) + d, summed
+    into outputs j; params (E, 4) = (a, b, c, d)."""
 
     def __init__(self, in_dim: int, out_dim: int, fits: dict[tuple[int, int], Fit]):
         super().__init__()
         self.in_dim, self.out_dim = in_dim, out_dim
         edges = sorted(fits)
         self.names = [fits[e].name for e in edges]
+        self.inner = [fits[e].inner for e in edges]
+        origins = [fits[e].origin for e in edges]
+        self.register_buffer("origin", torch.tensor(origins, dtype=torch.float64))
         self.r2 = [fits[e].r2 for e in edges]
         values = [[fits[e].a, fits[e].b, fits[e].c, fits[e].d] for e in edges]
         self.params = nn.Parameter(torch.tensor(values, dtype=torch.float64).reshape(-1, 4))
@@ -212,26 +211,33 @@ class _SymbolicLayer(nn.Module):
         self.register_buffer("trainable", torch.tensor(train, dtype=torch.bool).reshape(-1, 4))
         self.register_buffer("dst", torch.tensor([j for j, _ in edges], dtype=torch.long))
         self.register_buffer("src", torch.tensor([i for _, i in edges], dtype=torch.long))
-        self.groups: dict[str, list[int]] = {}
-        for k, name in enumerate(self.names):
-            self.groups.setdefault(name, []).append(k)
+        self.groups: dict[tuple[str, int], list[int]] = {}  # (f, inner power) -> edges
+        for k, key in enumerate(zip(self.names, self.inner, strict=True)):
+            self.groups.setdefault(key, []).append(k)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         p = torch.where(self.trainable, self.params, self.params.detach())  # frozen: no gradient
         out = h.new_zeros(h.shape[0], self.out_dim)
-        for name, members in self.groups.items():
+        for (name, inner), members in self.groups.items():
             idx = torch.tensor(members, device=h.device)
             a, b, c, d = p[idx].T  # each (E_f,)
-            z = a * h[:, self.src[idx]] + b  # (N, E_f)
+            u = h[:, self.src[idx]]  # (N, E_f)
+            z = a * (u if inner == 1 else (u + self.origin[idx]) ** inner) + b
             out = out.index_add(1, self.dst[idx], c * LIBRARY[name].torch_fn(z) + d)
         return out
 
     def fits(self) -> dict[tuple[int, int], Fit]:
         edges = zip(self.dst.tolist(), self.src.tolist(), strict=True)
         return {
-            (j, i): Fit(name, *(float(v) for v in row), r2)
-            for (j, i), name, row, r2 in zip(
-                edges, self.names, self.params.tolist(), self.r2, strict=True
+            (j, i): Fit(name, *(float(v) for v in row), r2, inner, origin)
+            for (j, i), name, inner, origin, row, r2 in zip(
+                edges,
+                self.names,
+                self.inner,
+                self.origin.tolist(),
+                self.params.tolist(),
+                self.r2,
+                strict=True,
             )
         }
 
@@ -479,6 +485,7 @@ def symbolify(
     r2_threshold: float = 0.99,
     finetune_steps: int = 200,
     standardized: bool = False,
+    origins: Sequence[float] | None = None,
 ) -> SymbolicResult:
     """Symbolic formulas for a trained KAN: fit every unmasked edge on the samples x, then
     (when every edge has a fit) fine-tune the symbolic network on (x, y), compose and simplify.
@@ -501,7 +508,8 @@ def symbolify(
 
     ``standardized``: the model's coordinates are standardised ones (units.py), in which
     constants mean nothing: no rounding or snapping here; `in_data_units` refits and snaps in
-    the data's units.
+    the data's units. ``origins``: per input, where it is 0 in the data's units (``in_shift /
+    in_scale``), so that composed edge forms take powers of the physical variables.
     """
     names = library_names(library)
     xt = _model_input(model, x)
@@ -516,7 +524,7 @@ def symbolify(
             layer.edge_activations(h) for layer, h in zip(model.layers, inputs, strict=True)
         ]
     chosen_fits, simplest_fits, alternatives, unfit = edge_fits(
-        model, inputs, activations, names, r2_threshold, snapping=not standardized
+        model, inputs, activations, names, r2_threshold, not standardized, origins
     )
     if unfit:
         edge_r2 = [{edge: fit.r2 for edge, fit in fits.items()} for fits in chosen_fits]

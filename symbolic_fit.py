@@ -1,5 +1,6 @@
-"""Fitting one 1-D function ``y ~ c * f(a * x + b) + d`` with f from `LIBRARY` (Liu et al. 2024,
-section 2.5: the per-edge step of symbolification; the network level is in symbolic.py).
+"""Fitting one 1-D function ``y ~ c * f(a * x + b) + d`` with f from `LIBRARY` (symbolic_library.py;
+Liu et al. 2024, section 2.5: the per-edge step of symbolification; the network level is in
+symbolic.py), or the composed ``c * f(a * (x + origin)^p + b) + d`` for p in INNER_POWERS.
 
 `fit_function` fits one library function: a coarse (a, b) grid with (c, d) solved in closed form
 at all grid points at once, then Levenberg–Marquardt on (a, b) from the best few grid points with
@@ -18,19 +19,27 @@ Conventions, used throughout:
   function is unchanged): a >= 0 for even/odd f, a = +-1 for powers, abs and log (the scale moves
   into c or d), b = 0 for exp (e^b moves into c), b reduced modulo the period for sin/cos/tan.
   The parameters fixed by this (see `free_parameters`) are not fine-tuned.
+- A composed form is the plain fit of f to the samples of u = (x + origin)^p: everything above
+  holds with u in the place of x.
 """
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from fractions import Fraction
-from functools import cache
 
 import numpy as np
 import sympy
-import torch
 
 from arrays import to_numpy
+from symbolic_library import (
+    LIBRARY,
+    LibraryEntry,
+    derivative,
+    free_parameters,
+    library_entry,
+    library_names,
+)
 
 # Coarse grid of the search, in coordinates where the samples span x in [-1, 1].
 GRID_A = np.geomspace(0.1, 20.0, 40)  # |a|, both signs are searched
@@ -51,195 +60,16 @@ SNAP_R2_DROP = 1e-5
 
 
 # ---------------------------------------------------------------------------------------------
-# The library
-
-
-def _anywhere(lo, hi):
-    return np.isfinite(lo) & np.isfinite(hi)
-
-
-def _nonnegative(lo, hi):
-    return np.isfinite(hi) & (lo >= 0)
-
-
-def _positive(lo, hi):
-    return np.isfinite(hi) & (lo > 0)
-
-
-def _without_zero(lo, hi):
-    return np.isfinite(lo) & np.isfinite(hi) & ((lo > 0) | (hi < 0))
-
-
-def _within_one(lo, hi):
-    return (lo >= -1) & (hi <= 1)
-
-
-def _one_tan_branch(lo, hi):
-    k = np.round((lo + hi) / (2 * np.pi))  # the branch centred at k pi holds the midpoint
-    return (lo > (k - 0.5) * np.pi) & (hi < (k + 0.5) * np.pi)
-
-
-@dataclass(frozen=True)
-class LibraryEntry:
-    """One candidate f of ``c * f(a * x + b) + d``.
-
-    ``complexity``: the cost `select_fit` weighs against R^2 (see the note on the entries).
-    ``domain(lo, hi)`` says (elementwise, on arrays) whether f is defined on [lo, hi].
-    Symmetries used for the canonical form: ``parity`` f(-z) = parity * f(z) (0: none);
-    ``period``; ``scaling``: "power" f(s z) = s^power f(z) (s > 0), "log" f(s z) = log s + f(z),
-    "exp" f(z + t) = e^t f(z). ``fixed_ab``: (a, b) of a function with nothing to search.
-    """
-
-    name: str
-    torch_fn: Callable[[torch.Tensor], torch.Tensor]
-    numpy_fn: Callable[[np.ndarray], np.ndarray]
-    sympy_fn: Callable[[sympy.Expr], sympy.Expr]
-    complexity: int
-    domain: Callable[[np.ndarray, np.ndarray], np.ndarray] = _anywhere
-    parity: int = 0
-    period: float | None = None
-    scaling: str | None = None
-    power: float = 0.0
-    fixed_ab: tuple[float, float] | None = None
-
-
-def _fractional_power(p: Fraction) -> "LibraryEntry":
-    """z^p for a non-integer p (``x^0.25``, ``x^-1.5``, ...): defined for z >= 0 (p > 0) or
-    z > 0 (p < 0), complexity 4, exact rational exponent in sympy."""
-    value = float(p)
-    return LibraryEntry(
-        f"x^{value:g}",
-        lambda z: z**value,
-        lambda z: z**value,
-        lambda z: z ** sympy.Rational(p.numerator, p.denominator),
-        4,
-        _nonnegative if value > 0 else _positive,
-        scaling="power",
-        power=value,
-    )
-
-
-# Complexity: constant 0, linear 1, quadratic 2, the other elementary functions 3, the rest 4.
-# x^2 ranks below cos (and x below sin, exp, log, ...) because those reach the simpler shape in a
-# limit (cos(a z) with small a is a parabola) and would otherwise win on spline noise.
-_ENTRIES = (
-    LibraryEntry(
-        "0", torch.zeros_like, np.zeros_like, lambda z: sympy.Integer(0), 0, fixed_ab=(0.0, 0.0)
-    ),
-    LibraryEntry("x", lambda z: z, lambda z: z, lambda z: z, 1, fixed_ab=(1.0, 0.0)),
-    LibraryEntry(
-        "x^2", torch.square, np.square, lambda z: z**2, 2, parity=1, scaling="power", power=2
-    ),
-    LibraryEntry(
-        "x^3",
-        lambda z: z**3,
-        lambda z: z**3,
-        lambda z: z**3,
-        3,
-        parity=-1,
-        scaling="power",
-        power=3,
-    ),
-    LibraryEntry(
-        "x^4", lambda z: z**4, lambda z: z**4, lambda z: z**4, 4, parity=1, scaling="power", power=4
-    ),
-    LibraryEntry(
-        "1/x",
-        torch.reciprocal,
-        np.reciprocal,
-        lambda z: 1 / z,
-        3,
-        _without_zero,
-        parity=-1,
-        scaling="power",
-        power=-1,
-    ),
-    LibraryEntry(
-        "x^-2",
-        lambda z: z**-2,
-        lambda z: z**-2.0,
-        lambda z: z**-2,
-        3,
-        _without_zero,
-        parity=1,
-        scaling="power",
-        power=-2,
-    ),
-    LibraryEntry(
-        "sqrt", torch.sqrt, np.sqrt, sympy.sqrt, 3, _nonnegative, scaling="power", power=0.5
-    ),
-    LibraryEntry(
-        "x^-0.5",
-        torch.rsqrt,
-        lambda z: 1 / np.sqrt(z),
-        lambda z: 1 / sympy.sqrt(z),
-        3,
-        _positive,
-        scaling="power",
-        power=-0.5,
-    ),
-    *(_fractional_power(Fraction(n, d)) for n, d in ((1, 4), (-1, 4), (3, 2), (-3, 2))),
-    LibraryEntry("abs", torch.abs, np.abs, sympy.Abs, 3, parity=1, scaling="power", power=1),
-    LibraryEntry("exp", torch.exp, np.exp, sympy.exp, 3, scaling="exp"),
-    LibraryEntry("log", torch.log, np.log, sympy.log, 3, _positive, scaling="log"),
-    LibraryEntry("sin", torch.sin, np.sin, sympy.sin, 3, parity=-1, period=2 * math.pi),
-    LibraryEntry("cos", torch.cos, np.cos, sympy.cos, 3, parity=1, period=2 * math.pi),
-    LibraryEntry(
-        "tan", torch.tan, np.tan, sympy.tan, 4, _one_tan_branch, parity=-1, period=math.pi
-    ),
-    LibraryEntry("tanh", torch.tanh, np.tanh, sympy.tanh, 4, parity=-1),
-    LibraryEntry("arcsin", torch.asin, np.arcsin, sympy.asin, 4, _within_one, parity=-1),
-    LibraryEntry("arctan", torch.atan, np.arctan, sympy.atan, 4, parity=-1),
-    LibraryEntry(
-        "gaussian",
-        lambda z: torch.exp(-(z**2)),
-        lambda z: np.exp(-(z**2)),
-        lambda z: sympy.exp(-(z**2)),
-        4,
-        parity=1,
-    ),
-)
-LIBRARY: dict[str, LibraryEntry] = {entry.name: entry for entry in _ENTRIES}
-
-
-def library_entry(name: str) -> LibraryEntry:
-    """LIBRARY[name]; an unknown name is a ValueError listing the known ones."""
-    if name not in LIBRARY:
-        raise ValueError(f"unknown library function {name!r}; known: {', '.join(LIBRARY)}")
-    return LIBRARY[name]
-
-
-def library_names(library: Sequence[str] | None) -> list[str]:
-    """The names of ``library`` (None: all of LIBRARY), each checked to be known."""
-    names = list(LIBRARY) if library is None else list(library)
-    for name in names:
-        library_entry(name)
-    if not names:
-        raise ValueError("library must name at least one function, got an empty list")
-    return names
-
-
-@cache
-def _derivative(name: str) -> Callable[[np.ndarray], np.ndarray]:
-    """f' as a numpy function, differentiated by sympy."""
-    z = sympy.Symbol("z", real=True)
-    fn = sympy.lambdify(z, sympy.diff(LIBRARY[name].sympy_fn(z), z), "numpy")
-    return lambda values: np.broadcast_to(fn(values), np.shape(values))
-
-
-def free_parameters(name: str) -> tuple[bool, bool, bool, bool]:
-    """Which of (a, b, c, d) stay free once the fit is in canonical form."""
-    entry = library_entry(name)
-    if entry.fixed_ab is not None:
-        return (False, False, True, True)
-    return (entry.scaling not in ("power", "log"), entry.scaling != "exp", True, True)
-
-
-# ---------------------------------------------------------------------------------------------
 # Fitting one function
 
 
 _FIT_FIELDS = ("a", "b", "c", "d", "r2")
+
+# Compositions on one edge: ``c * f(a * x^p + b) + d`` for these inner powers p (1 - v^2 under a
+# root, exp(-a / T), 1 / (1 + a x^2)), tried beside the plain functions; the composed form costs
+# INNER_COMPLEXITY more than its f, so it is chosen only where no plain function fits as well.
+INNER_POWERS = (2, -1)
+INNER_COMPLEXITY = 2
 _POWER_SUFFIXES = {"x": "", "x^2": "²", "x^3": "³", "x^4": "⁴", "x^-2": "⁻²", "x^-0.5": "^-0.5"}
 _POWER_SUFFIXES |= {"x^1.5": "^1.5", "x^-1.5": "^-1.5", "x^0.25": "^0.25", "x^-0.25": "^-0.25"}
 
@@ -254,14 +84,24 @@ class Fit:
     c: float
     d: float
     r2: float
+    inner: int = 1  # p of c * f(a * (x + origin)^p + b) + d (INNER_POWERS); 1: plain f
+    origin: float = 0.0  # where the edge's variable is 0 in the data's units (composed forms)
+
+    @property
+    def complexity(self) -> int:
+        """The cost `select_fit` weighs: f's, plus INNER_COMPLEXITY for a composed form."""
+        return LIBRARY[self.name].complexity + (0 if self.inner == 1 else INNER_COMPLEXITY)
 
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         """The fitted function at x (any shape); inf or nan where f is not defined."""
         with np.errstate(all="ignore"):
-            return self.c * LIBRARY[self.name].numpy_fn(self.a * np.asarray(x) + self.b) + self.d
+            u = _inner_values(np.asarray(x, dtype=np.float64) + self.origin, self.inner)
+            return self.c * LIBRARY[self.name].numpy_fn(self.a * u + self.b) + self.d
 
     def expr(self, v: sympy.Expr) -> sympy.Expr:
         c, a, b, d = (sympy.Float(p) for p in (self.c, self.a, self.b, self.d))
+        if self.inner != 1:
+            v = (v + sympy.Float(self.origin)) ** sympy.Integer(self.inner)
         return c * LIBRARY[self.name].sympy_fn(a * v + b) + d
 
     def label(self) -> str:
@@ -269,7 +109,10 @@ class Fit:
         if self.name == "0":
             return f"{self.d:.3g}"
         scale = {1.0: "", -1.0: "-"}.get(self.a, f"{self.a:.3g}")
-        inner = f"{scale}x" + (f"{self.b:+.3g}" if self.b else "")
+        variable = {1: "x", 2: "x²", -1: "/x"}.get(self.inner, f"x^{self.inner}")
+        if self.inner != 1 and self.origin:
+            variable = variable.replace("x", f"(x{self.origin:+.3g})")
+        inner = f"{scale}{variable}" + (f"{self.b:+.3g}" if self.b else "")
         if self.name in _POWER_SUFFIXES:
             core = f"({inner}){_POWER_SUFFIXES[self.name]}"
         elif self.name == "1/x":
@@ -279,8 +122,11 @@ class Fit:
         return f"{self.c:.3g}{core}" + (f" {self.d:+.3g}" if self.d else "")
 
     def to_dict(self) -> dict:
-        """``{"function": name, "a", "b", "c", "d", "r2"}`` (the form symbolic.json holds)."""
-        return {"function": self.name, **{key: getattr(self, key) for key in _FIT_FIELDS}}
+        """``{"function": name, "a", "b", "c", "d", "r2"}`` and, for a composed form,
+        ``"inner"`` and ``"origin"`` (the form symbolic.json holds)."""
+        document = {"function": self.name, **{key: getattr(self, key) for key in _FIT_FIELDS}}
+        composed = {"inner": self.inner, "origin": self.origin} if self.inner != 1 else {}
+        return document | composed
 
     @classmethod
     def from_dict(cls, document: dict) -> "Fit":
@@ -298,7 +144,15 @@ class Fit:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"fit {name!r}: {key} must be a number, got {value!r}")
             values.append(float(value))
-        return cls(name, *values)
+        inner = document.get("inner", 1)
+        if inner != 1 and inner not in INNER_POWERS:
+            raise ValueError(
+                f"fit {name!r}: inner must be 1 or one of {INNER_POWERS}, got {inner!r}"
+            )
+        origin = document.get("origin", 0.0)
+        if isinstance(origin, bool) or not isinstance(origin, int | float):
+            raise ValueError(f"fit {name!r}: origin must be a number, got {origin!r}")
+        return cls(name, *values, int(inner), float(origin))
 
 
 @dataclass(frozen=True)
@@ -333,6 +187,16 @@ def _is_constant(v: np.ndarray) -> bool:
 
 def _constant_fit(y: np.ndarray) -> Fit:
     return Fit("0", 0.0, 0.0, 0.0, float(y.mean()), 1.0 if _is_constant(y) else 0.0)
+
+
+def _inner_values(x: np.ndarray, p: int) -> np.ndarray:
+    """x^p (x itself for p = 1)."""
+    return x if p == 1 else x ** float(p)
+
+
+def _inner_admissible(x: np.ndarray, p: int) -> bool:
+    """Whether x^p is defined on the whole range of x (a negative p: 0 not in [min x, max x])."""
+    return p > 0 or float(x.min()) > 0 or float(x.max()) < 0
 
 
 def _linear(g: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -416,7 +280,7 @@ def _levenberg_marquardt(entry, x, y, a, b, free=(True, True), max_iter=50):
         z = theta[0] * x + theta[1]
         with np.errstate(all="ignore"):  # huge values end the run through the finiteness test
             g = entry.numpy_fn(z)
-            fp = _derivative(entry.name)(z)
+            fp = derivative(entry.name)(z)
             J = -c * np.stack([fp * x, fp], axis=1)[:, mask]  # (N, free): d r / d(a, b)
             J -= J.mean(axis=0)  # project out 1 ...
             gc = g - g.mean()
@@ -511,8 +375,14 @@ def fit_function(x, y, name: str) -> Fit:
     return _fit_samples(entry, x, y)
 
 
-def fit_candidates(x, y, library: Sequence[str] | None = None) -> dict[str, Fit]:
-    """`fit_function` for every name in ``library`` (default: all of LIBRARY).
+def fit_candidates(
+    x, y, library: Sequence[str] | None = None, origin: float = 0.0
+) -> dict[str, Fit]:
+    """`fit_function` for every name in ``library`` (default: all of LIBRARY), and the composed
+    forms ``c * f(a * (x + origin)^p + b) + d`` of the searched ones (not "0" or "x") for p in
+    INNER_POWERS where the power is defined on the samples' range, keyed ``"f(x^p)"``.
+    ``origin``: where the variable is 0 in the data's units (x is a standardised input,
+    units.py), so that the powers are those of the physical variable.
 
     Constant y (or constant x) gives only the "0" fit: {"0": Fit("0", 0, 0, 0, mean, r2)}.
     """
@@ -520,7 +390,17 @@ def fit_candidates(x, y, library: Sequence[str] | None = None) -> dict[str, Fit]
     x, y = _thin(*_as_samples(x, y), FIT_SAMPLES)
     if _is_constant(y) or _is_constant(x):
         return {"0": _constant_fit(y)}
-    return {name: _fit_samples(LIBRARY[name], x, y) for name in names}
+    found = {name: _fit_samples(LIBRARY[name], x, y) for name in names}
+    for p in INNER_POWERS:
+        shifted = x + origin
+        u = _inner_values(shifted, p) if _inner_admissible(shifted, p) else None
+        if u is None or _is_constant(u):
+            continue
+        for name in names:
+            if LIBRARY[name].fixed_ab is None:
+                fit = _fit_samples(LIBRARY[name], u, y)
+                found[f"{name}(x^{p})"] = replace(fit, inner=p, origin=float(origin))
+    return found
 
 
 def select_fit(
@@ -545,7 +425,7 @@ def select_fit(
         return None
     return min(
         equivalent,
-        key=lambda fit: (LIBRARY[fit.name].complexity, max(1.0 - fit.r2, 1e-13), abs(fit.b)),
+        key=lambda fit: (fit.complexity, max(1.0 - fit.r2, 1e-13), abs(fit.b)),
     )
 
 
@@ -573,6 +453,7 @@ def snap(fit: Fit, x, y, tol: float = SNAP_R2_DROP) -> Fit:
     x, y = _thin(*_as_samples(x, y), FIT_SAMPLES)
     if _is_constant(y):
         return fit
+    x = _inner_values(x + fit.origin, fit.inner)  # a composed form snaps as f of (x + origin)^p
     sst = float(((y - y.mean()) ** 2).sum())
     free = free_parameters(fit.name)
     p = [fit.a, fit.b, fit.c, fit.d]
@@ -600,17 +481,18 @@ def snap(fit: Fit, x, y, tol: float = SNAP_R2_DROP) -> Fit:
                 p, p_sse = q, sse
                 snapped.add(index)
                 break
-    return Fit(fit.name, *(float(v) for v in p), 1.0 - p_sse / sst)
+    return Fit(fit.name, *(float(v) for v in p), 1.0 - p_sse / sst, fit.inner, fit.origin)
 
 
 def fit_edge(
-    x, y, library: Sequence[str] | None = None, r2_threshold: float = 0.99
+    x, y, library: Sequence[str] | None = None, r2_threshold: float = 0.99, origin: float = 0.0
 ) -> EdgeFit | None:
     """Fit every library function to one edge's samples, choose one (`select_fit`) and snap it.
 
-    None when no function reaches r2_threshold: the edge keeps its spline.
+    None when no function reaches r2_threshold: the edge keeps its spline. ``origin``: see
+    `fit_candidates`.
     """
-    candidates = fit_candidates(x, y, library)
+    candidates = fit_candidates(x, y, library, origin)
     chosen = select_fit(candidates, r2_threshold)
     if chosen is None:
         return None

@@ -466,3 +466,16 @@ def test_a_linear_layer_is_exactly_a_line_through_refinement_range_updates_and_t
         (layer(x) - torch.sin(3 * x)).square().mean().backward()
         opt.step()
     assert_line()  # only the slopes trained
+
+
+def test_a_linear_layer_with_offsets_is_a_line_through_the_data_origin_and_stays_one():
+    # the edges proportional to the physical input x = 2 * (x' + 0.75) of a standardised x'
+    layer = AdaptiveKANLayer(2, 1, grid_size=4, dtype=torch.float64)
+    layer.make_linear(offset=torch.tensor([0.75, -3.0]))
+    x = torch.rand(200, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(6)) * 2 - 1
+    expected = (x + torch.tensor([0.75, -3.0], dtype=torch.float64)).sum(dim=1, keepdim=True)
+    torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-12)
+    layer.refine(x, grid_size=9, placement="uniform")
+    layer.update_grid_range(x * 1.2)
+    torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-10)
+    assert layer.linear

@@ -106,3 +106,52 @@ def test_a_product_law_is_kept_as_the_product_and_a_mixed_one_falls_through():
     best = min(scores.values())
     kept = next(n for n in ("sum", "product", "network") if scores[n] <= 2 * best)
     assert found.name == kept
+
+
+def test_product_pairs_finds_the_inputs_that_enter_only_as_their_product():
+    origins = [0.5, -2.0, 0.25]  # the physical inputs are x' + origin
+
+    def law(x):  # K / (1 + exp(-r t)) in those inputs
+        u = x + torch.tensor(origins, dtype=x.dtype)
+        return u[:, :1] * torch.sigmoid(u[:, 1:2] * u[:, 2:3])
+
+    x = torch.rand(400, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    pairs = structures.product_pairs(law, x, origins)
+    assert [(i, j) for _, i, j in pairs] == [(1, 2)] and pairs[0][0] < 1e-12
+    # the same law read with the wrong origins is no longer a function of a product
+    assert structures.product_pairs(law, x, [0.0, 0.0, 0.0]) == []
+    unrelated = structures.product_pairs(
+        lambda x: torch.sin(x[:, :1] + x[:, 1:2]) * x[:, 2:], x, origins
+    )
+    assert unrelated == []
+
+
+def test_the_grouped_candidate_multiplies_the_physical_inputs_of_a_pair():
+    cand = structures.grouped(3, 1, [(1, 2)], origins=[0.0, 1.0, -0.5])
+    dims, arity = cand.overrides["layer_dims"], cand.overrides["mult_arity"]
+    assert dims == [3, [1, 1], [0, 1], 1] and cand.linear_output
+    model = cand.shaped(SimpleKAN(dims, grid_size=3, mult_arity=arity, dtype=torch.float64))
+    with torch.no_grad():
+        model.layers[0].spline_scale.uniform_(0.5, 2.0)
+    x = torch.rand(64, 3, dtype=torch.float64) * 2 - 1
+    nodes = model.layer_inputs(x)[1]  # level 1: x_1 alone, then the product node
+    s = model.layers[0].spline_scale.detach()
+    torch.testing.assert_close(nodes[:, 0], s[0, 0] * x[:, 0], rtol=0, atol=1e-12)
+    pair = s[1, 1] * (x[:, 1] + 1.0) * s[2, 2] * (x[:, 2] - 0.5)
+    torch.testing.assert_close(nodes[:, 1], pair, rtol=0, atol=1e-12)
+    assert torch.equal(model.layers[1].mask, torch.eye(2, dtype=torch.float64))
+    only = structures.grouped(2, 1, [(0, 1)], origins=[0.0, 0.0])  # y = psi(x1 * x2)
+    assert only.overrides["layer_dims"] == [2, [0, 1], 1] and not only.linear_output
+
+
+def test_a_law_of_a_product_inside_a_function_is_kept_as_the_grouped_product():
+    data = data_of(lambda x: (x[:, 0] + 2) * torch.tanh(2 * x[:, 1] * x[:, 2]), n_in=3, n=600)
+    lines = []
+    found = structures.search(
+        cfg_of(layer_dims=[3, [2, 2], 1], mult_arity=2, num_steps=150, grid_schedule=[3, 5, 10],
+               fixed_update_interval=50), data, build(data), train_with(data), lines.append,
+        ("completed", "early_stopping"),
+    )  # fmt: skip
+    assert [e["structure"] for e in found.report] == ["sum", "product", "grouped", "network"]
+    assert found.name == "grouped", lines
+    assert found.report[2]["pairs"] == [[1, 2]] and found.report[2]["relative_rmse"] <= 1e-3

@@ -91,9 +91,55 @@ def test_fit_function_recovers_each_library_function(name):
 def test_fit_edge_chooses_the_generating_function(name, f):
     x = np.linspace(-1, 1, 300)
     edge = symbolic_fit.fit_edge(x, f(x))
-    assert edge is not None and edge.fit.name == name
+    assert edge is not None and (edge.fit.name, edge.fit.inner) == (name, 1)
     assert edge.fit.r2 > 0.9999
-    assert set(edge.candidates) == set(LIBRARY)
+    composed = {f"{n}(x^2)" for n, entry in LIBRARY.items() if entry.fixed_ab is None}
+    assert set(edge.candidates) == set(LIBRARY) | composed  # x spans 0: no x^-1 forms
+
+
+@pytest.mark.parametrize(
+    "x, f, name, inner, truth",
+    [
+        # the relativistic factor, a Lorentzian, an Arrhenius factor: no plain f fits them
+        (np.linspace(0, 0.9, 400), lambda v: 3 / np.sqrt(1 - v**2), "x^-0.5", 2, "3/sqrt(1-x**2)"),
+        (np.linspace(-2, 2, 400), lambda x: 1 / (1 + 4 * x**2), "1/x", 2, "1/(1+4*x**2)"),
+        (np.linspace(300, 600, 400), lambda t: np.exp(-900 / t), "exp", -1, "exp(-900/x)"),
+    ],
+)
+def test_a_composed_form_is_found_where_no_plain_function_fits(x, f, name, inner, truth):
+    edge = symbolic_fit.fit_edge(x, f(x))
+    assert edge is not None and (edge.fit.name, edge.fit.inner) == (name, inner)
+    plain = max(fit.r2 for fit in edge.candidates.values() if fit.inner == 1)
+    assert 1 - edge.fit.r2 < 1e-3 * (1 - plain)
+    v = sympy.Symbol("x")
+    assert (
+        sympy.simplify(sympy.nsimplify(edge.fit.expr(v), rational=True) - sympy.sympify(truth)) == 0
+    )
+    fresh = np.random.default_rng(0).uniform(x.min(), x.max(), 200)
+    np.testing.assert_allclose(edge.fit.evaluate(fresh), f(fresh), rtol=1e-9)
+    assert symbolic_fit.Fit.from_dict(edge.fit.to_dict()) == edge.fit
+
+
+def test_a_composed_form_of_a_standardised_input_takes_the_power_of_the_physical_variable():
+    # v in [0, 0.9] standardised to [-1, 1]: v = 0.45 * (x + 1), the origin is x = -1
+    x = np.linspace(-1, 1, 400)
+    v = 0.45 * (x + 1)
+    edge = symbolic_fit.fit_edge(x, 1 / np.sqrt(1 - v**2), origin=1.0)
+    assert (edge.fit.name, edge.fit.inner, edge.fit.origin) == ("x^-0.5", 2, 1.0)
+    s = sympy.Symbol("x")
+    expected = 1 / sympy.sqrt(1 - (sympy.Rational(45, 100) * (s + 1)) ** 2)
+    grid = np.linspace(-1, 1, 101)
+    np.testing.assert_allclose(
+        sympy.lambdify(s, edge.fit.expr(s))(grid), sympy.lambdify(s, expected)(grid), rtol=1e-8
+    )
+    assert symbolic_fit.fit_edge(x, 1 / np.sqrt(1 - v**2)).fit.inner == 1  # origin 0: no x^2
+
+
+def test_a_record_with_an_unknown_inner_power_is_refused():
+    document = symbolic_fit.Fit("exp", 1.0, 0.0, 1.0, 0.0, 1.0, 2).to_dict()
+    assert document["inner"] == 2
+    with pytest.raises(ValueError, match="inner"):
+        symbolic_fit.Fit.from_dict({**document, "inner": 3})
 
 
 def test_fit_edge_keeps_the_spline_when_nothing_fits():
@@ -213,3 +259,19 @@ def test_fit_from_a_malformed_document_is_a_value_error(change):
         Fit.from_dict(document)
     with pytest.raises(ValueError):
         Fit.from_dict(["sin", 1.0])
+
+
+def test_the_symbolic_network_evaluates_a_composed_form_as_the_fit_does():
+    from symbolic import SymbolicKAN
+
+    fits = {
+        (0, 0): Fit("x^-0.5", -1.0, 1.0, 2.0, 0.5, 1.0, 2, 0.25),
+        (0, 1): Fit("exp", -3, 0, 1, 0, 1, -1),
+    }
+    net = SymbolicKAN([2, 1], [fits])
+    x = np.column_stack([np.linspace(-0.25, 0.6, 50), np.linspace(1, 4, 50)])
+    expected = 2 / np.sqrt(1 - (x[:, 0] + 0.25) ** 2) + 0.5 + np.exp(-3 / x[:, 1])
+    np.testing.assert_allclose(
+        net(torch.from_numpy(x)).detach().numpy()[:, 0], expected, rtol=1e-12
+    )
+    assert net.fits() == [fits]
