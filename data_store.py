@@ -11,6 +11,7 @@ stay on disk as `MappedRows` and every mini-batch reads its rows on demand. With
 """
 
 import json
+import mmap
 import os
 import shutil
 from pathlib import Path
@@ -25,6 +26,45 @@ from names import variable_names
 
 VALUES_FILE, COLUMNS_FILE = "values.npy", "columns.json"
 CHUNK_ROWS = 1 << 16  # rows per read for whole-file passes and per write when converting
+# The pages of the file a process has read count in its resident memory until they are given
+# back; they are, after each RELEASE_BYTES read (the next read finds them in the page cache).
+RELEASE_BYTES = 64 << 20
+
+
+class MappedFile:
+    """A ``.npy`` file mapped read-only: ``values`` (N, C), and `read` / `release` so that its
+    pages do not pile up in this process's resident memory as mini-batches read them."""
+
+    def __init__(self, path: Path):
+        with open(path, "rb") as file:
+            version = np.lib.format.read_magic(file)
+            if version not in ((1, 0), (2, 0)):
+                raise ValueError(f"{path.name}: .npy format version {version} is not read here")
+            header = np.lib.format.read_array_header_1_0 if version == (1, 0) else None
+            header = header or np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = header(file)
+            offset = file.tell()
+            self.map = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        count = int(np.prod(shape))
+        if fortran or dtype.hasobject or offset + count * dtype.itemsize > len(self.map):
+            raise ValueError(f"{path.name}: not a C-ordered numeric array of the size it says")
+        flat = np.frombuffer(self.map, dtype=dtype, count=count, offset=offset)
+        self.values = flat.reshape(shape)
+        self.unreleased = 0
+
+    def read(self, rows) -> np.ndarray:
+        """``values[rows]`` as a new array (any numpy index), giving pages back when due."""
+        block = np.array(self.values[rows])
+        self.unreleased += block.nbytes
+        if self.unreleased >= RELEASE_BYTES:
+            self.release()
+        return block
+
+    def release(self) -> None:
+        """Give the mapped pages back (they stay in the page cache, not in this process)."""
+        self.unreleased = 0
+        if hasattr(self.map, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+            self.map.madvise(mmap.MADV_DONTNEED)
 
 
 def is_store(path) -> bool:
@@ -32,12 +72,12 @@ def is_store(path) -> bool:
 
 
 class MappedRows:
-    """Rows ``index`` (and columns ``columns``) of a memory-mapped (N, C) array, read on demand
+    """Rows ``index`` (and columns ``columns``) of a `MappedFile`'s (N, C) array, read on demand
     as tensors of ``dtype`` on ``device``: ``rows[idx]`` (an index tensor or list) reads those
     rows, ``rows[lo:hi]`` is a lazy part, ``rows[:, cols]`` a lazy column selection."""
 
-    def __init__(self, values: np.ndarray, index: np.ndarray, columns, dtype, device):
-        self.values, self.index, self.columns = values, index, list(columns)
+    def __init__(self, store: MappedFile, index: np.ndarray, columns, dtype, device):
+        self.store, self.index, self.columns = store, index, list(columns)
         self.dtype, self.device = dtype, torch.device(device)
 
     def __len__(self) -> int:
@@ -50,7 +90,7 @@ class MappedRows:
     def _like(self, index=None, columns=None) -> "MappedRows":
         index = self.index if index is None else index
         columns = self.columns if columns is None else columns
-        return MappedRows(self.values, index, columns, self.dtype, self.device)
+        return MappedRows(self.store, index, columns, self.dtype, self.device)
 
     def __getitem__(self, key):
         if isinstance(key, tuple):  # [:, columns]
@@ -62,7 +102,7 @@ class MappedRows:
         return self._read(self.index[positions])
 
     def _read(self, file_rows: np.ndarray) -> torch.Tensor:
-        block = self.values[np.sort(file_rows)] if len(file_rows) else self.values[:0]
+        block = self.store.read(np.sort(file_rows) if len(file_rows) else slice(0, 0))
         if len(file_rows):  # sorted reads touch each page once; put the rows back in order
             block = block[np.argsort(np.argsort(file_rows, kind="stable"), kind="stable")]
         return torch.from_numpy(np.ascontiguousarray(block[:, self.columns])).to(
@@ -91,7 +131,8 @@ def make_data(cfg: dict, device, dtype, progress=None) -> datasets.Data:
     path = cfg["data_file"]
     if cfg["task"] == "classification":
         raise DataError(f"{path}: task classification reads a CSV or .npz file, not a data store")
-    values, header = open_store(path)
+    store, header = open_store(path)
+    values = store.values
     n_in, n_out = cfg["layer_dims"][0], cfg["layer_dims"][-1]
     if values.shape[1] != n_in + n_out:
         raise DataError(
@@ -109,10 +150,10 @@ def make_data(cfg: dict, device, dtype, progress=None) -> datasets.Data:
             max(1, round(cfg["validation_fraction"] * len(train_index))), len(train_index) - 1
         )
         train_index, val_index = train_index[:-n_val], train_index[-n_val:]
-    lo, hi = _column_ranges(path, values, train_index, dtype, progress)
+    lo, hi = _column_ranges(path, store, train_index, dtype, progress)
 
     def rows(index, columns):
-        return MappedRows(values, index, columns, dtype, device)
+        return MappedRows(store, index, columns, dtype, device)
 
     x_cols, y_cols = range(n_in), range(n_in, n_in + n_out)
     x_train, y_train = rows(train_index, x_cols), rows(train_index, y_cols)
@@ -144,41 +185,43 @@ def make_data(cfg: dict, device, dtype, progress=None) -> datasets.Data:
     )
 
 
-def open_store(path) -> tuple[np.ndarray, list[str] | None]:
-    """(values memory-mapped read-only, column names or None) of a data store folder."""
+def open_store(path) -> tuple[MappedFile, list[str] | None]:
+    """(the values mapped read-only, column names or None) of a data store folder."""
     try:
-        values = np.load(Path(path) / VALUES_FILE, mmap_mode="r", allow_pickle=False)
+        store = MappedFile(Path(path) / VALUES_FILE)
+        values = store.values
         names_file = Path(path) / COLUMNS_FILE
         header = json.loads(names_file.read_text()) if names_file.is_file() else None
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: damaged data store ({error})") from None
     if values.ndim != 2 or values.dtype.kind != "f" or len(values) == 0:
         raise DataError(f"{path}: {VALUES_FILE} must hold a non-empty (N, columns) float array")
-    return values, header
+    return store, header
 
 
-def _column_ranges(path, values, train_index, dtype, progress=None):
+def _column_ranges(path, store: MappedFile, train_index, dtype, progress=None):
     """Per-column min and max of the training inputs, one pass over the file in chunks (also
     checking every value is finite in ``dtype``); ``progress`` follows it for a store of
     data_files.LARGE_FILE_BYTES or more."""
-    bar = progress if progress is not None and values.nbytes >= LARGE_FILE_BYTES else None
+    bar = progress if progress is not None and store.values.nbytes >= LARGE_FILE_BYTES else None
     if bar is not None:
-        bar.start(len(values), f"checking {Path(path).name}")
+        bar.start(len(store.values), f"checking {Path(path).name}")
     try:
-        return _scan_ranges(path, values, train_index, dtype, bar)
+        return _scan_ranges(path, store, train_index, dtype, bar)
     finally:
         if bar is not None:
             bar.close()
 
 
-def _scan_ranges(path, values, train_index, dtype, bar):
+def _scan_ranges(path, store: MappedFile, train_index, dtype, bar):
+    values = store.values
     train = np.zeros(len(values), dtype=bool)
     train[train_index] = True
     lo = np.full(values.shape[1], np.inf)
     hi = np.full(values.shape[1], -np.inf)
     big = torch.finfo(dtype).max
     for start in range(0, len(values), CHUNK_ROWS):
-        block = np.asarray(values[start : start + CHUNK_ROWS], dtype=np.float64)
+        block = np.asarray(store.read(slice(start, start + CHUNK_ROWS)), dtype=np.float64)
         if not np.isfinite(block).all() or np.abs(block).max() > big:
             row = start + int(np.argwhere(~np.isfinite(block) | (np.abs(block) > big))[0][0])
             raise DataError(f"{path}: row {row + 1} holds a value not finite in {dtype}")

@@ -132,6 +132,16 @@ class Group:
             _collective(dist.broadcast, tensor, src=0)
         return tensor
 
+    def abandon(self) -> None:
+        """After a failed collective: leave the broken process group and go on as one process
+        (every collective the identity from now on)."""
+        if self.active and dist.is_initialized():
+            try:
+                dist.destroy_process_group()
+            except RuntimeError:
+                pass  # the backend may refuse to tear down a group whose peer is gone
+        self.world = 1
+
     def shard(self, local_rows: int) -> Shard:
         """The shard of this rank's ``local_rows`` rows (offset and total from every rank)."""
         counts = torch.zeros(self.world, dtype=torch.int64)

@@ -29,6 +29,7 @@ from simple_kan import SimpleKAN, load_model
 
 SAMPLE_ROWS = 2000  # training rows kept in samples.npz for re-plotting
 EXIT_OK, EXIT_NON_FINITE, EXIT_INTERRUPTED = 0, 1, 130
+EXIT_PEER_LOST = 3  # several processes: another one failed; this one stopped
 FINISHED = ("completed", "early_stopping")  # stops after which the later phases run
 
 
@@ -457,6 +458,15 @@ def _first_training(
     return cfg, model, start, result, None
 
 
+def _alone(run: RunFolder, group, whole: Data | None, message: str) -> Data:
+    """After a rank was lost in training: rank 0 goes on alone on the whole data (returned);
+    any other rank stops (`distributed.PeerLost`)."""
+    if not group.is_root or whole is None:
+        raise distributed.PeerLost(message)
+    run.log(f"error: {message}; completing the run folder in this process")
+    return whole
+
+
 def _before_pruning(record: dict) -> float | None:
     """The test RMSE of the last step before pruning (None when not recorded)."""
     step = next((e["step"] for e in record.get("events", []) if e["kind"] == "prune"), None)
@@ -487,12 +497,17 @@ def run_experiment(
     model=None,
     group=None,
     resume=None,
+    whole=None,
 ):
     """The whole experiment into ``run``, from ``model`` (default: `build_model`, with
     cfg["starts"] trial starts) or, with ``resume`` (a `resume.ResumePoint`), from the state
     of that checkpoint; returns the exit code (0 done, 1 non-finite loss, 130 interrupted,
     128 + n after signal n of ``stop`` (a `stop_signals.StopSignals`): 143 SIGTERM, 129 SIGHUP;
-    the run folder is complete in every case)."""
+    3 another rank lost during training; the run folder is complete in every case).
+
+    ``whole``: with several ranks, the data before sharding; when a rank is lost during
+    training, rank 0 completes the run folder alone from the last good state on it (the other
+    survivors stop: `distributed.PeerLost`)."""
     group = group or distributed.SINGLE
     started = time.perf_counter()
     raw, scale = data, _units(cfg, data, group, run)
@@ -515,6 +530,8 @@ def run_experiment(
     )
     history = History(result)
     stopped, message = result.stopped, result.message
+    if stopped == "peer_lost":
+        data = _alone(run, group, whole, message)
     prune_report = None
     view = distributed.global_view(data, group, training.MAX_GRID_SAMPLES, cfg["seed"])
     importance = model.input_importance(view.x_train)
@@ -523,6 +540,8 @@ def run_experiment(
         model, data, view, prune_report, fine = prune_and_finetune(
             cfg, model, data, run, history, progress, view, group, stop
         )
+        if fine.stopped == "peer_lost":  # only training is completed alone
+            raise distributed.PeerLost(fine.message)
         if fine.stopped != "completed":
             stopped, message = fine.stopped, fine.message
     if scale is not None:  # the model, the history and what follows in the data's units
@@ -545,9 +564,19 @@ def run_experiment(
     if cfg["plots"] and group.is_root:
         draw_plots(run, cfg, model, view, history, metrics, samples, formula)
     run.log(f"run folder: {run.path}")
+    return _exit_code(run, stopped, message, stop)
+
+
+def _exit_code(run: RunFolder, stopped: str, message: str, stop) -> int:
+    """The run's exit code (`run_experiment`), with the error line of a failed one."""
     if stopped == "non_finite_loss":
         print(f"error: {message or 'non-finite loss'}", file=sys.stderr)
         return EXIT_NON_FINITE
+    if stopped == "peer_lost":
+        print(
+            f"error: {message}; the run folder holds the model so far: {run.path}", file=sys.stderr
+        )
+        return EXIT_PEER_LOST
     if stop is not None and stop.requested:
         return stop.exit_code()
     return EXIT_INTERRUPTED if stopped == "interrupted" else EXIT_OK

@@ -26,14 +26,13 @@ import data_store  # noqa: E402
 import memory_estimate  # noqa: E402
 import resume  # noqa: E402
 from errors import UserError  # noqa: E402
-from experiment import initial_model, run_experiment  # noqa: E402
+from experiment import EXIT_PEER_LOST, initial_model, run_experiment  # noqa: E402
 from progress import ProgressBar  # noqa: E402
 from run_folder import PROJECT_DIR, RunFolder  # noqa: E402
 from runtime import kernel_threads, resolve_device, torch_dtype  # noqa: E402
 from stop_signals import StopSignals  # noqa: E402
 
 DEFAULT_CONFIG = "pykan_mit.input"
-EXIT_PEER_LOST = 3  # several processes: another one failed; this one stopped
 
 
 def parse_args(argv):
@@ -119,18 +118,21 @@ def train_from_args(argv: list[str], exit_at_once: bool = False) -> int:
         try:
             if point is not None and group.active:
                 raise UserError("--resume runs in one process (not under torchrun)")
-            data = distributed.shard_data(data, group)
+            whole, data = data, distributed.shard_data(data, group)
             stop = StopSignals(exit_at_once=exit_at_once)
             return _run_rank(
-                cfg, data, model, args, config_path, device, dtype, group, bar, point, stop
+                cfg, data, model, args, config_path, device, dtype, group, bar, point, stop, whole
             )
         finally:
             distributed.finish(group)
 
 
-def _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar, point, stop) -> int:
+def _run_rank(
+    cfg, data, model, args, config_path, device, dtype, group, bar, point, stop, whole
+) -> int:
     """This process's part of the run: rank 0 writes the run folder, the others nothing; a
-    resumed run continues in its own folder unless --dir names a new one."""
+    resumed run continues in its own folder unless --dir names a new one. ``whole``: the data
+    before sharding (rank 0 completes the run folder on it when another rank is lost)."""
     root, echo = group.is_root, bar.write if bar else print
     if not root:
         run = distributed.SilentRunFolder()
@@ -152,6 +154,7 @@ def _run_rank(cfg, data, model, args, config_path, device, dtype, group, bar, po
                 model=model,
                 group=group,
                 resume=point,
+                whole=whole,
             )
     except distributed.PeerLost as lost:  # the folder keeps what was written so far
         run.log(f"error: {lost}")

@@ -54,7 +54,8 @@ class Progress(Protocol):
 @dataclass
 class TrainResult:
     steps: int  # steps taken in this call
-    stopped: str  # "completed", "early_stopping", "interrupted", "terminated", "non_finite_loss"
+    stopped: str  # "completed", "early_stopping", "interrupted", "terminated", "non_finite_loss",
+    # "peer_lost"
     message: str = ""
     events: list = field(default_factory=list)  # [{"step", "kind", ...}]
     history: dict = field(default_factory=dict)  # {"step", "train_rmse", "test_rmse"[, "val_rmse"]}
@@ -148,6 +149,8 @@ def train(
     ``stop``: a `stop_signals.StopSignals`; once it is ``requested`` (SIGTERM, SIGHUP) the loop
     ends after the step in progress (stopped="terminated"). In one process the first Ctrl-C
     also ends the loop after the step in progress (stopped="interrupted"), a second one at once.
+    With several ranks, a failed collective (another rank lost) ends the loop in the last good
+    state with ``group`` abandoned (stopped="peer_lost").
 
     ``checkpoint(model, step, state, final)``: called every ``checkpoint_interval`` steps
     (final False) and once at a clean stop (completed, early stopping, SIGTERM, Ctrl-C between
@@ -184,6 +187,8 @@ def train(
             run.final_checkpoint(checkpoint)
         except KeyboardInterrupt:
             run.interrupted()
+        except distributed.PeerLost as lost:
+            run.peer_lost(lost)
         finally:
             if progress is not None:
                 progress.close()
@@ -516,6 +521,14 @@ class _TrainingRun:
         self.stopped = "interrupted"
         self.message = f"interrupted at step {self.first_step + self.taken}"
         self.best.restore_last_good()  # the step in progress may be half-applied
+
+    def peer_lost(self, lost: Exception) -> None:
+        """Another rank failed: this one goes on alone (`distributed.Group.abandon`) from the
+        last good state, so rank 0 can still complete the run folder."""
+        self.stopped = "peer_lost"
+        self.message = f"{lost} after step {self.first_step + self.taken}"
+        self.best.restore_last_good()  # the step in progress may be half-applied
+        self.group.abandon()
 
     def stopped_between_steps(self) -> None:
         self.stopped = "interrupted"

@@ -1,6 +1,8 @@
 """Data stores: a CSV converted once, memory-mapped, gives the same splits and the same training
 as the CSV itself; conversion errors are one line and leave nothing behind."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -87,3 +89,31 @@ def test_opening_a_large_store_reports_its_pass_over_the_rows(
         ("update", 500),
         ("close",),
     ]
+
+
+def _resident_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+def test_reading_every_row_of_a_store_does_not_pile_its_pages_up_in_memory(tmp_path, monkeypatch):
+    values = np.random.default_rng(0).normal(size=(1_500_000, 8))  # 96 MB
+    np.save(tmp_path / "values.npy", values)
+    store = data_store.MappedFile(tmp_path / "values.npy")
+    np.testing.assert_array_equal(store.values[::997], np.load(tmp_path / "values.npy")[::997])
+
+    def growth(release_bytes: int) -> int:
+        monkeypatch.setattr(data_store, "RELEASE_BYTES", release_bytes)
+        store = data_store.MappedFile(tmp_path / "values.npy")
+        before = _resident_bytes()
+        for lo in range(0, len(values), 50_000):  # every page once, in batches
+            store.read(slice(lo, lo + 50_000))
+        grown = _resident_bytes() - before
+        del store
+        return grown
+
+    assert growth(8 << 20) < 40 << 20  # the pages given back as it goes
+    assert growth(1 << 40) > 80 << 20  # kept: the whole file ends up resident
