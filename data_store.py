@@ -3,10 +3,11 @@
 A data store is a folder holding ``values.npy`` (N, columns) float64 — inputs first, the last
 n_out columns targets, as in a CSV — and ``columns.json`` (the header's names, or null). Write
 one from a CSV once with ``python pykan_mit.py --convert data.csv data_store/`` (`convert_csv`,
-with a progress bar); point ``data_file`` at the folder. The file is opened with
-``np.load(mmap_mode="r")``: the rows are shuffled and split exactly as a CSV's (the same seed
-gives the same test set), the test (and validation) rows are read into memory, the training rows
-stay on disk as `MappedRows` and every mini-batch reads its rows on demand. Without
+with a progress bar); point ``data_file`` at the folder. The file is mapped read-only
+(`MappedFile`, its pages given back as they are read): the rows are shuffled and split exactly
+as a CSV's (the same seed gives the same test set), the test (and validation) rows are read into
+memory, the training rows stay on disk as `MappedRows` and every mini-batch reads its rows on
+demand. Without
 ``batch_size`` (full batch) the training rows are read into memory too.
 """
 
