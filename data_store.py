@@ -30,6 +30,7 @@ CHUNK_ROWS = 1 << 16  # rows per read for whole-file passes and per write when c
 # The pages of the file a process has read count in its resident memory until they are given
 # back; they are, after each RELEASE_BYTES read (the next read finds them in the page cache).
 RELEASE_BYTES = 64 << 20
+PAGE = mmap.PAGESIZE
 
 
 class MappedFile:
@@ -54,9 +55,12 @@ class MappedFile:
         self.unreleased = 0
 
     def read(self, rows) -> np.ndarray:
-        """``values[rows]`` as a new array (any numpy index), giving pages back when due."""
+        """``values[rows]`` as a new array (a slice or row indices), giving pages back when due
+        (scattered rows count a page each)."""
         block = np.array(self.values[rows])
-        self.unreleased += block.nbytes
+        row_bytes = max(block.nbytes // max(len(block), 1), 1)
+        pages = block.nbytes if isinstance(rows, slice) else len(block) * max(row_bytes, PAGE)
+        self.unreleased += pages
         if self.unreleased >= RELEASE_BYTES:
             self.release()
         return block
