@@ -366,6 +366,12 @@ KEYS: dict[str, Key] = {
     ),
     "l1_weight": Key(0.0, _number(0), "Weight of the L1 term of the sparsity penalty."),
     "entropy_weight": Key(0.0, _number(0), "Weight of the entropy term of the sparsity penalty."),
+    "smoothness_weight": Key(
+        0.0,
+        _number(0),
+        "Weight of a roughness penalty on every spline's coefficients (squared 4th differences "
+        "for cubics): pins the parts of a spline no training point constrains; 0 = off.",
+    ),
     "early_stopping_patience": Key(
         None,
         _integer(1, nullable=True),

@@ -171,6 +171,25 @@ class SimpleKAN(nn.Module):
             reg = reg + l1_weight * total + entropy_weight * entropy
         return self._data_outputs(x), reg
 
+    def roughness(self) -> torch.Tensor:
+        """The P-spline roughness of the network (Eilers & Marx 1996): per layer, the mean over
+        its unmasked edges and coefficients of the squared (degree + 1)-th differences of the
+        spline coefficients, summed over the layers. It is 0 for a spline that is one
+        polynomial of the degree on uniform knots, so as a penalty it leaves a fit that data
+        determine nearly alone and pins the coefficients that few or no training points
+        constrain (where test values lie beyond the training range) to the smooth
+        continuation."""
+        total = self.layers[0].coef.new_zeros(())
+        for layer in self.layers:
+            n = layer.degree + 1
+            if layer.coef.shape[1] <= n or not layer.coef.requires_grad:
+                continue
+            d = torch.diff(layer.coef, n=n, dim=1)  # (in, nb - n, out)
+            weight = layer.mask.T[:, None, :]  # (in, 1, out)
+            count = weight.sum() * d.shape[1]
+            total = total + (d.square() * weight).sum() / count.clamp(min=1.0)
+        return total
+
     # ------------------------------------------------------------------ grids
     @torch.no_grad()
     def update_grid_range(

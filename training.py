@@ -343,13 +343,16 @@ class _TrainingRun:
         """(MSE, penalty or None) of a batch; with ``count`` (several ranks) this rank's share of
         the MSE over the global batch of ``count`` rows."""
         mse = self.loss if count is None else lambda p, y: distributed.squared_error(p, y, count)
+        rough = None
+        if self.cfg["smoothness_weight"]:  # of the parameters alone: each rank its 1 / world
+            rough = self.cfg["smoothness_weight"] / self.group.world * self.model.roughness()
         if self.regularize:
             mean = None if count is None else distributed.global_batch_mean(self.group, count)
             pred, reg = self.model.forward_regularized(
                 xb, self.cfg["l1_weight"], self.cfg["entropy_weight"], batch_mean=mean
             )
-            return mse(pred, yb), reg
-        return mse(self.model(xb), yb), None
+            return mse(pred, yb), reg if rough is None else reg + rough
+        return mse(self.model(xb), yb), rough
 
     def mse(self, which: str, x: torch.Tensor, y: torch.Tensor) -> float | torch.Tensor:
         """The MSE of the current model on a whole split (global over the ranks)."""

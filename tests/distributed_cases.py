@@ -35,7 +35,12 @@ def case_configs() -> dict:
             "adaptive_patience": 10,
             "adaptive_threshold": 0.5,
         },
-        "regularized": {"use_regularization": True, "l1_weight": 1e-3, "batch_size": 50},
+        "regularized": {
+            "use_regularization": True,
+            "l1_weight": 1e-3,
+            "batch_size": 50,
+            "smoothness_weight": 1e-3,  # a penalty of the parameters alone: 1 / world per rank
+        },
         "local": {"grid_range_update_every": 0},
     }
     return {name: config.validate_config({**base, **keys}, "test") for name, keys in cases.items()}
