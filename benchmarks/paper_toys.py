@@ -72,8 +72,8 @@ TOYS = [
         # docs "Example 3: Deep formulas": 50 LBFGS steps per grid after a sparsity-regularised
         # pre-training and pruning
         {PYKAN_DOCS: ({3: 9.23e-3, 5: 3.25e-3, 10: 1.07e-3, 20: 3.75e-4, 50: 3.78e-5}, None)},
-        note="8 starts of 40 steps (starts, start_steps): from one start most seeds stall in a "
-        "local minimum whose hidden nodes mix all four inputs (training RMSE 0.17-0.32)",
+        note="8 starts of 40 steps (starts, start_steps; from one start most seeds stall in a "
+        "local minimum whose hidden nodes mix all four inputs) and smoothness_weight 1e-4",
     ),
 ]
 QUICK = ("num_steps=100", "fixed_update_interval=20", "grid_range_update_until=100")
