@@ -26,7 +26,7 @@ def edge_fits(model, inputs, activations, names, r2_threshold, snapping=True, or
     acceptable fit (both snapped, with ``snapping``), the alternatives (`_alternatives`), and
     the (layer, j, i) of the edges with no acceptable fit (those keep their best candidate
     among the choices, and have no simplest fit). ``origins``: the first layer's input origins
-    (`symbolic.symbolify`); hidden values have their origin at 0."""
+    (`symbolic.symbolify`); hidden values get no composed forms (`fit_candidates`)."""
 
     def snapped(fit, h, phi):
         return snap(fit, h, phi) if snapping else fit
@@ -44,7 +44,9 @@ def edge_fits(model, inputs, activations, names, r2_threshold, snapping=True, or
                     "0", 0.0, 0.0, 0.0, float(phi[:, j, i].mean()), 1.0 - float(share[j, i]) ** 2
                 )
                 continue
-            origin = float(origins[i]) if index == 0 and origins is not None else 0.0
+            origin = None  # composed forms: of the inputs, the physical variables, alone
+            if index == 0:
+                origin = float(origins[i]) if origins is not None else 0.0
             candidates = fit_candidates(h[:, i], phi[:, j, i], names, origin)
             chosen = select_fit(candidates, r2_threshold)
             if chosen is None:

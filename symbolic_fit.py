@@ -376,13 +376,14 @@ def fit_function(x, y, name: str) -> Fit:
 
 
 def fit_candidates(
-    x, y, library: Sequence[str] | None = None, origin: float = 0.0
+    x, y, library: Sequence[str] | None = None, origin: float | None = 0.0
 ) -> dict[str, Fit]:
     """`fit_function` for every name in ``library`` (default: all of LIBRARY), and the composed
     forms ``c * f(a * (x + origin)^p + b) + d`` of the searched ones (not "0" or "x") for p in
     INNER_POWERS where the power is defined on the samples' range, keyed ``"f(x^p)"``.
     ``origin``: where the variable is 0 in the data's units (x is a standardised input,
-    units.py), so that the powers are those of the physical variable.
+    units.py), so that the powers are those of the physical variable; None: x is no physical
+    variable (a hidden node's value), and no composed form is tried.
 
     Constant y (or constant x) gives only the "0" fit: {"0": Fit("0", 0, 0, 0, mean, r2)}.
     """
@@ -391,7 +392,7 @@ def fit_candidates(
     if _is_constant(y) or _is_constant(x):
         return {"0": _constant_fit(y)}
     found = {name: _fit_samples(LIBRARY[name], x, y) for name in names}
-    for p in INNER_POWERS:
+    for p in INNER_POWERS if origin is not None else ():
         shifted = x + origin
         u = _inner_values(shifted, p) if _inner_admissible(shifted, p) else None
         if u is None or _is_constant(u):
@@ -485,7 +486,11 @@ def snap(fit: Fit, x, y, tol: float = SNAP_R2_DROP) -> Fit:
 
 
 def fit_edge(
-    x, y, library: Sequence[str] | None = None, r2_threshold: float = 0.99, origin: float = 0.0
+    x,
+    y,
+    library: Sequence[str] | None = None,
+    r2_threshold: float = 0.99,
+    origin: float | None = 0.0,
 ) -> EdgeFit | None:
     """Fit every library function to one edge's samples, choose one (`select_fit`) and snap it.
 

@@ -275,3 +275,9 @@ def test_the_symbolic_network_evaluates_a_composed_form_as_the_fit_does():
         net(torch.from_numpy(x)).detach().numpy()[:, 0], expected, rtol=1e-12
     )
     assert net.fits() == [fits]
+
+
+def test_a_value_that_is_no_physical_variable_gets_no_composed_forms():
+    x = np.linspace(0, 0.9, 200)
+    hidden = symbolic_fit.fit_candidates(x, 1 / np.sqrt(1 - x**2), origin=None)
+    assert set(hidden) == set(LIBRARY) and all(fit.inner == 1 for fit in hidden.values())
