@@ -20,7 +20,7 @@ Conventions, used throughout:
   into c or d), b = 0 for exp (e^b moves into c), b reduced modulo the period for sin/cos/tan.
   The parameters fixed by this (see `free_parameters`) are not fine-tuned.
 - A composed form is the plain fit of f to the samples of u = (x + origin)^p: everything above
-  holds with u in the place of x.
+  holds with u in the place of x. Only physical variables (a network's inputs) get them.
 """
 
 import math
