@@ -322,11 +322,12 @@ class SilentRunFolder:
 
 
 class StopRequests:
-    """While inside (several ranks only): Ctrl-C (SIGINT) and SIGTERM set ``requested`` instead
-    of interrupting this rank wherever it is. Training sums the flags over the ranks every step,
-    so every rank stops after the same step and the run folder can still be completed."""
+    """While inside (several ranks only): Ctrl-C (SIGINT), SIGTERM and SIGHUP set ``requested``
+    instead of interrupting this rank wherever it is. Training sums the flags over the ranks
+    every step, so every rank stops after the same step and the run folder can still be
+    completed (a rank stopping on its own would leave the others in a collective)."""
 
-    SIGNALS = ("SIGINT", "SIGTERM")
+    SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
     def __init__(self, active: bool):
         self.active, self.requested, self.saved = active, False, {}
