@@ -7,8 +7,7 @@ with a progress bar); point ``data_file`` at the folder. The file is mapped read
 (`MappedFile`, its pages given back as they are read): the rows are shuffled and split exactly
 as a CSV's (the same seed gives the same test set), the test (and validation) rows are read into
 memory, the training rows stay on disk as `MappedRows` and every mini-batch reads its rows on
-demand. Without
-``batch_size`` (full batch) the training rows are read into memory too.
+demand. Without ``batch_size`` (full batch) the training rows are read into memory too.
 """
 
 import json
@@ -42,8 +41,8 @@ class MappedFile:
             version = np.lib.format.read_magic(file)
             if version not in ((1, 0), (2, 0)):
                 raise ValueError(f"{path.name}: .npy format version {version} is not read here")
-            header = np.lib.format.read_array_header_1_0 if version == (1, 0) else None
-            header = header or np.lib.format.read_array_header_2_0
+            fmt = np.lib.format
+            header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
             shape, fortran, dtype = header(file)
             offset = file.tell()
             self.map = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
@@ -58,7 +57,7 @@ class MappedFile:
         """``values[rows]`` as a new array (a slice or row indices), giving pages back when due
         (scattered rows count a page each)."""
         block = np.array(self.values[rows])
-        row_bytes = max(block.nbytes // max(len(block), 1), 1)
+        row_bytes = block.nbytes // max(len(block), 1)
         pages = block.nbytes if isinstance(rows, slice) else len(block) * max(row_bytes, PAGE)
         self.unreleased += pages
         if self.unreleased >= RELEASE_BYTES:

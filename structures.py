@@ -72,9 +72,7 @@ class Candidate:
     def shaped(self, model):
         """``model`` with this candidate's edge mask applied (in place; returned)."""
         if self.diagonal:
-            layer = model.layers[0]
-            with torch.no_grad():
-                layer.mask.copy_(torch.eye(*layer.mask.shape, dtype=layer.mask.dtype))
+            _diagonal(model.layers[0])
         if self.feeds:
             first = model.layers[0]
             with torch.no_grad():
@@ -82,12 +80,16 @@ class Candidate:
                 first.mask[range(len(self.feeds)), list(self.feeds)] = 1.0
             first.make_linear(offset=torch.tensor(self.origins))
             if len(model.layers) == 3:  # the factors psi_g: one per group
-                hidden = model.layers[1]
-                with torch.no_grad():
-                    hidden.mask.copy_(torch.eye(*hidden.mask.shape, dtype=hidden.mask.dtype))
+                _diagonal(model.layers[1])
         if self.linear_output:
             model.layers[-1].make_linear()
         return model
+
+
+def _diagonal(layer) -> None:
+    """Keep only the edges i -> i of ``layer`` (its mask the identity)."""
+    with torch.no_grad():
+        layer.mask.copy_(torch.eye(*layer.mask.shape, dtype=layer.mask.dtype))
 
 
 def candidates(cfg: dict, n_in: int, n_out: int) -> list[Candidate]:
